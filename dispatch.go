@@ -1,0 +1,657 @@
+package main
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/outbound"
+	"github.com/asyncqueue/asyncqueue/internal/signing"
+	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/timerq"
+)
+
+// Timer and delivery settings.
+const (
+	// TimerHorizon is how far ahead timers are held in memory; later ones wait in the index.
+	TimerHorizon     = time.Minute
+	loaderPage       = 5000
+	WebhookTimeout   = 10 * time.Second
+	WebhookRetries   = 3
+	webhookLease     = 30 * time.Second
+	MaxStoredHeaders = 50
+)
+
+// dispatcher runs the timer loop, the loader that refills it, and the worker pool.
+type dispatcher struct {
+	a *App
+
+	runCtx     context.Context // timers, loader: cancelled last
+	stopRun    context.CancelFunc
+	claimCtx   context.Context // workers stop claiming when it is done
+	stopClaim  context.CancelFunc
+	callCtx    context.Context // in-flight calls: cancelled only when the drain times out
+	cancelCall context.CancelFunc
+
+	workers sync.WaitGroup // workers and webhook deliveries
+	loops   sync.WaitGroup
+}
+
+func (a *App) newDispatcher() *dispatcher {
+	d := &dispatcher{a: a}
+	d.runCtx, d.stopRun = context.WithCancel(context.Background())
+	d.claimCtx, d.stopClaim = context.WithCancel(context.Background())
+	d.callCtx, d.cancelCall = context.WithCancel(context.Background())
+	return d
+}
+
+// start recovers interrupted calls, loads the timers due within the horizon and starts the loops.
+func (d *dispatcher) start(ctx context.Context) error {
+	a := d.a
+	var recovered int64
+	err := a.store.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		recovered, err = tx.RecoverProcessing(store.NowMS())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if recovered > 0 {
+		a.log.Warn("callbacks interrupted by the last shutdown will run again", "tasks", recovered)
+	}
+	if err := d.loadTimers(ctx, true); err != nil {
+		return fmt.Errorf("load timers: %w", err)
+	}
+	d.loops.Add(2)
+	go func() {
+		defer d.loops.Done()
+		a.timers.Run(d.runCtx, func(es []timerq.Entry) {
+			d.workers.Add(1)
+			go func() {
+				defer d.workers.Done()
+				d.fire(es)
+			}()
+		})
+	}()
+	go func() {
+		defer d.loops.Done()
+		d.loaderLoop()
+	}()
+	for range a.cfg.Workers {
+		d.workers.Add(1)
+		go func() {
+			defer d.workers.Done()
+			d.work()
+		}()
+	}
+	return nil
+}
+
+// stop drains: no new claims, in-flight calls get up to timeout, then they are cancelled
+// and their tasks go back to pending.
+func (d *dispatcher) stop(timeout time.Duration) {
+	d.stopClaim()
+	d.a.ready.close()
+	done := make(chan struct{})
+	go func() { d.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		d.a.log.Warn("shutdown timeout: interrupting callbacks still in flight; they return to pending")
+		d.cancelCall()
+		<-done
+	}
+	d.stopRun()
+	d.loops.Wait()
+	d.cancelCall()
+}
+
+// scheduled puts a committed task's next event where it belongs: the ready queue when it is due
+// to run, the timer queue when its timer falls inside the horizon, nowhere otherwise.
+func (a *App) scheduled(t *store.Task) {
+	if t.Status == store.StatusPending {
+		a.timers.Remove(t.ID)
+		a.ready.push(t.ID, t.Priority, valueOr(t.DueAt))
+		return
+	}
+	if t.DueAt == nil || t.Status == store.StatusProcessing {
+		a.timers.Remove(t.ID)
+		return
+	}
+	// Under horizonMu, so that the loader either sees this task or has already moved the
+	// watermark past it (style-and-design.md, Task B, "race rule").
+	a.horizonMu.Lock()
+	defer a.horizonMu.Unlock()
+	if *t.DueAt < a.loadedUntil {
+		a.timers.Push(t.ID, time.UnixMilli(*t.DueAt))
+	} else {
+		a.timers.Remove(t.ID)
+	}
+}
+
+func (d *dispatcher) loaderLoop() {
+	t := time.NewTicker(TimerHorizon / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.runCtx.Done():
+			return
+		case <-t.C:
+			if err := d.loadTimers(d.runCtx, false); err != nil && d.runCtx.Err() == nil {
+				d.a.log.Error("load timers", "err", err)
+			}
+		}
+	}
+}
+
+// loadTimers moves the watermark to now+TimerHorizon, then reads the index from the old
+// watermark up to the new one. At start-up it reads from the beginning, overdue timers first.
+func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
+	a := d.a
+	a.horizonMu.Lock()
+	from := a.loadedUntil
+	if first {
+		from = math.MinInt64 + 1
+	}
+	until := time.Now().Add(TimerHorizon).UnixMilli()
+	if until <= a.loadedUntil {
+		a.horizonMu.Unlock()
+		return nil
+	}
+	a.loadedUntil = until
+	a.horizonMu.Unlock()
+
+	afterDue, afterID := from-1, ""
+	for {
+		ts, err := a.store.DueBefore(ctx, afterDue, afterID, until, loaderPage)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			a.timers.Push(t.ID, time.UnixMilli(t.DueAt))
+		}
+		if len(ts) < loaderPage {
+			return nil
+		}
+		afterDue, afterID = ts[len(ts)-1].DueAt, ts[len(ts)-1].ID
+	}
+}
+
+// fire handles timers that fell due. The database decides: a timer whose task has moved on
+// (cancelled, signalled, rescheduled) is stale and ignored.
+func (d *dispatcher) fire(es []timerq.Entry) {
+	a := d.a
+	for len(es) > 0 {
+		batch := es[:min(len(es), 256)]
+		es = es[len(batch):]
+		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+			now := time.Now()
+			for _, e := range batch {
+				if err := d.fireOne(tx, e.ID, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && d.runCtx.Err() == nil {
+			a.log.Error("fire timers", "err", err, "timers", len(batch))
+		}
+	}
+}
+
+func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+	a := d.a
+	t, err := tx.Task(id)
+	if store.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	nowMS := now.UnixMilli()
+	if t.DueAt == nil || *t.DueAt > nowMS {
+		return nil // stale: the task has no timer now, or a later one that is queued on its own
+	}
+	from := t.Status
+	switch {
+	case t.Status == store.StatusPending:
+		tx.AfterCommit(func() { a.ready.push(t.ID, t.Priority, valueOr(t.DueAt)) })
+		return nil
+	case t.Status == store.StatusDelayed:
+		t.Status = store.StatusPending
+	case t.Status == store.StatusWaiting:
+		if t.ExpiresAt != nil && nowMS >= *t.ExpiresAt {
+			msg := fmt.Sprintf("No signal received within maxWaitTime (%gs)", float64(t.MaxWaitMS)/1000)
+			t.Error = &msg
+		} else {
+			msg := "Heartbeat timeout"
+			t.Error = &msg
+		}
+		a.finish(t, store.StatusTimeout, now)
+	case store.Terminal(t.Status) && t.OnComplete != nil:
+		// Lease the delivery: if we crash mid-delivery, the timer fires again after restart.
+		lease := now.Add(webhookLease).UnixMilli()
+		t.DueAt = &lease
+		completedAt := t.CompletedAt
+		tx.AfterCommit(func() {
+			d.workers.Add(1)
+			go func() {
+				defer d.workers.Done()
+				d.deliverWebhook(t, completedAt)
+			}()
+		})
+	default:
+		return nil
+	}
+	if err := tx.UpdateTask(t, from); err != nil {
+		return err
+	}
+	tx.AfterCommit(func() { a.scheduled(t) })
+	return nil
+}
+
+// work is one worker: take the most urgent ready task, call its target, record the outcome.
+func (d *dispatcher) work() {
+	for {
+		id, ok := d.a.ready.pop(d.claimCtx)
+		if !ok {
+			return
+		}
+		if err := d.run(id); err != nil && d.runCtx.Err() == nil {
+			d.a.log.Error("run task", "task", id, "err", err)
+		}
+	}
+}
+
+var errSkip = errors.New("skip")
+
+func (d *dispatcher) run(id string) error {
+	a := d.a
+	var t *store.Task
+	var secrets []string
+	err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+		var err error
+		if t, err = tx.Task(id); err != nil {
+			return err
+		}
+		if t.Status != store.StatusPending {
+			return errSkip // cancelled, or already taken
+		}
+		team, err := tx.Team(t.TeamID)
+		if err != nil {
+			return err
+		}
+		secrets = team.Secrets(store.NowMS())
+		now := store.NowMS()
+		t.Status = store.StatusProcessing
+		t.Attempts++
+		if t.StartedAt == nil {
+			t.StartedAt = &now
+		}
+		t.DueAt = nil
+		return tx.UpdateTask(t, store.StatusPending)
+	})
+	if errors.Is(err, errSkip) || store.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+
+	started := time.Now()
+	res, callErr := d.call(t, secrets)
+	if callErr != nil && d.callCtx.Err() != nil {
+		return d.interrupted(t)
+	}
+	return d.record(t, started, res, callErr)
+}
+
+// call makes the task's HTTP request.
+func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, error) {
+	ctx, cancel := context.WithTimeout(d.callCtx, time.Duration(t.TimeoutMS)*time.Millisecond)
+	defer cancel()
+	var body []byte
+	if t.Body != nil && t.Method != http.MethodGet {
+		body = []byte(*t.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, t.Method, t.TargetURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	var hdrs map[string]string
+	json.Unmarshal([]byte(t.Headers), &hdrs)
+	for k, v := range hdrs {
+		req.Header.Set(k, v)
+	}
+	if len(body) > 0 && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
+	req.Header.Set("X-AsyncQueue-Retry-Count", strconv.Itoa(t.RetryCount))
+	signing.Headers(req.Header, secrets, t.ID, time.Now(), body)
+	return d.a.out.Do(req)
+}
+
+// interrupted returns a task whose call was cut short by shutdown to pending.
+func (d *dispatcher) interrupted(t *store.Task) error {
+	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+		cur, err := tx.Task(t.ID)
+		if err != nil || cur.Status != store.StatusProcessing {
+			return err
+		}
+		now := store.NowMS()
+		cur.Status = store.StatusPending
+		cur.Attempts--
+		cur.DueAt = &now
+		return tx.UpdateTask(cur, store.StatusProcessing)
+	})
+}
+
+// callResult is stored as result / startResult.
+type callResult struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+	Body       string            `json:"body"`
+	Duration   int64             `json:"duration"`
+	Truncated  bool              `json:"truncated,omitempty"`
+}
+
+func resultJSON(res *outbound.Response) string {
+	cr := callResult{StatusCode: res.StatusCode, Headers: map[string]string{}, Body: string(res.Body),
+		Duration: res.Duration.Milliseconds(), Truncated: res.Truncated}
+	for k, v := range res.Header {
+		if len(cr.Headers) >= MaxStoredHeaders {
+			break
+		}
+		cr.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+	}
+	b, _ := json.Marshal(cr)
+	return string(b)
+}
+
+// Backoff is the wait before retry n (1-based): exponential 1, 2, 4, 8… s; linear 1, 2, 3… s.
+func Backoff(kind string, n int) time.Duration {
+	if kind == "linear" {
+		return time.Duration(n) * time.Second
+	}
+	return time.Second << min(n-1, 20)
+}
+
+// record stores an attempt and moves the task on: answered → completed or waiting;
+// failed → retry after the backoff, or failed after the last retry.
+func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Response, callErr error) error {
+	a := d.a
+	dur := time.Since(started)
+	answered := callErr == nil && res.StatusCode < 500
+	var errMsg string
+	switch {
+	case callErr != nil:
+		errMsg = outbound.DescribeError(callErr, time.Duration(t.TimeoutMS)*time.Millisecond)
+	case !answered:
+		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
+	}
+	return a.store.Write(context.Background(), func(tx *store.Tx) error {
+		t, err := tx.Task(t.ID)
+		if err != nil {
+			return err
+		}
+		if t.Status != store.StatusProcessing {
+			return nil
+		}
+		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
+		if res != nil {
+			at.StatusCode = &res.StatusCode
+		}
+		if errMsg != "" {
+			at.Error = &errMsg
+		}
+		if err := tx.InsertAttempt(at); err != nil {
+			return err
+		}
+		now := time.Now()
+		switch {
+		case answered && t.WaitForSignal:
+			r := resultJSON(res)
+			t.StartResult = &r
+			if t.BufferedSignal != nil {
+				var sig signalBody
+				json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+				a.resolve(t, &sig, *t.BufferedSignal, now)
+			} else {
+				a.startWaiting(t, now)
+			}
+		case answered:
+			r := resultJSON(res)
+			t.Result = &r
+			t.Error = nil
+			a.finish(t, store.StatusCompleted, now)
+		case t.RetryCount < t.MaxRetries:
+			t.RetryCount++
+			t.Error = &errMsg
+			t.Status = store.StatusDelayed
+			due := now.Add(Backoff(t.RetryBackoff, t.RetryCount)).UnixMilli()
+			t.DueAt = &due
+		default:
+			// A buffered signal stays recorded on the task but is not applied.
+			t.Error = &errMsg
+			a.finish(t, store.StatusFailed, now)
+		}
+		if err := tx.UpdateTask(t, store.StatusProcessing); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { a.scheduled(t) })
+		return nil
+	})
+}
+
+// startWaiting parks an answered wait/signal task until a signal or its deadline.
+func (a *App) startWaiting(t *store.Task, now time.Time) {
+	ms := now.UnixMilli()
+	exp := ms + t.MaxWaitMS
+	t.Status = store.StatusWaiting
+	t.WaitingSince = &ms
+	t.ExpiresAt = &exp
+	t.DueAt = &exp
+	if t.HeartbeatTimeoutMS != nil {
+		hb := min(exp, ms+*t.HeartbeatTimeoutMS)
+		t.DueAt = &hb
+	}
+}
+
+// webhookState is the task's onComplete field.
+type webhookState struct {
+	Status    string  `json:"status"`
+	Attempts  int     `json:"attempts"`
+	LastError *string `json:"lastError"`
+}
+
+// deliverWebhook POSTs the task's terminal event to onCompleteUrl and records the outcome.
+func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
+	a := d.a
+	event := "task." + t.Status
+	payload, _ := json.Marshal(map[string]any{"event": event, "task": taskJSON(t)})
+	team, err := a.store.Team(d.runCtx, t.TeamID)
+	if err != nil {
+		a.log.Error("webhook: load team", "task", t.ID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(d.callCtx, WebhookTimeout)
+	defer cancel()
+	var errMsg string
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.OnCompleteURL, bytes.NewReader(payload))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
+		req.Header.Set("X-AsyncQueue-Event", event)
+		id := fmt.Sprintf("%s:%s:%d", t.ID, event, valueOr(completedAt))
+		signing.Headers(req.Header, team.Secrets(store.NowMS()), id, time.Now(), payload)
+		var res *outbound.Response
+		res, err = a.out.Do(req)
+		if err == nil && (res.StatusCode < 200 || res.StatusCode > 299) {
+			errMsg = fmt.Sprintf("HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
+			if res.StatusCode < 500 {
+				errMsg = "permanent: " + errMsg
+			}
+		}
+	}
+	if err != nil {
+		if d.callCtx.Err() != nil {
+			return // shutting down: the lease makes the timer fire again after restart
+		}
+		errMsg = outbound.DescribeError(err, WebhookTimeout)
+	}
+	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
+		cur, err := tx.Task(t.ID)
+		if err != nil {
+			return err
+		}
+		if !store.Terminal(cur.Status) || cur.OnComplete == nil || valueOr(cur.CompletedAt) != valueOr(completedAt) {
+			return nil // retried since: this event is moot
+		}
+		var st webhookState
+		json.Unmarshal([]byte(*cur.OnComplete), &st)
+		st.Attempts++
+		cur.DueAt = nil
+		switch {
+		case errMsg == "":
+			st.Status, st.LastError = "delivered", nil
+		case strings.HasPrefix(errMsg, "permanent: ") || st.Attempts > WebhookRetries:
+			msg := strings.TrimPrefix(errMsg, "permanent: ")
+			st.Status, st.LastError = "failed", &msg
+		default:
+			st.Status, st.LastError = "pending", &errMsg
+			due := time.Now().Add(time.Second << (st.Attempts - 1)).UnixMilli()
+			cur.DueAt = &due
+		}
+		b, _ := json.Marshal(st)
+		s := string(b)
+		cur.OnComplete = &s
+		if err := tx.UpdateTask(cur, cur.Status); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { a.scheduled(cur) })
+		return nil
+	})
+	if werr != nil {
+		a.log.Error("webhook: record outcome", "task", t.ID, "err", werr)
+		return
+	}
+	if errMsg != "" {
+		a.log.Warn("webhook delivery failed", "task", t.ID, "event", event, "err", errMsg)
+	} else {
+		a.log.Debug("webhook delivered", "task", t.ID, "event", event)
+	}
+}
+
+func valueOr(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// readyQueue holds due tasks in run order: priority (high first), then due time, then id.
+type readyQueue struct {
+	mu     sync.Mutex
+	items  readyHeap
+	in     map[string]bool
+	notify chan struct{}
+	closed bool
+}
+
+type readyItem struct {
+	id       string
+	priority int
+	due      int64
+}
+
+type readyHeap []readyItem
+
+func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Less(i, j int) bool {
+	if h[i].priority != h[j].priority {
+		return h[i].priority > h[j].priority
+	}
+	if h[i].due != h[j].due {
+		return h[i].due < h[j].due
+	}
+	return h[i].id < h[j].id
+}
+func (h readyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *readyHeap) Push(x any)   { *h = append(*h, x.(readyItem)) }
+func (h *readyHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func newReadyQueue() *readyQueue {
+	return &readyQueue{in: map[string]bool{}, notify: make(chan struct{}, 1)}
+}
+
+func (q *readyQueue) push(id string, priority int, due int64) {
+	q.mu.Lock()
+	if q.in[id] || q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.in[id] = true
+	heap.Push(&q.items, readyItem{id, priority, due})
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for the most urgent task; false once ctx is done or the queue is closed.
+func (q *readyQueue) pop(ctx context.Context) (string, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return "", false
+		}
+		if len(q.items) > 0 {
+			it := heap.Pop(&q.items).(readyItem)
+			delete(q.in, it.id)
+			more := len(q.items) > 0
+			q.mu.Unlock()
+			if more { // pass the baton so another idle worker wakes
+				select {
+				case q.notify <- struct{}{}:
+				default:
+				}
+			}
+			return it.id, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-q.notify:
+		}
+	}
+}
+
+// close stops the queue; waiting workers leave through their context.
+func (q *readyQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
+func (q *readyQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
+}

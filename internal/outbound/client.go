@@ -1,0 +1,241 @@
+// Package outbound is the HTTP client that calls user-supplied URLs, with the address policy that keeps it off private networks.
+package outbound
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Defaults for the zero values in Options.
+const (
+	defaultMaxRedirects    = 5
+	defaultMaxBodyBytes    = 64 << 10
+	defaultMaxHeaderBytes  = 64 << 10
+	defaultDialTimeout     = 10 * time.Second
+	defaultMaxConnsPerHost = 64
+
+	tlsHandshakeTimeout = 10 * time.Second
+	idleConnTimeout     = 90 * time.Second
+	maxIdleConns        = 256
+	keepAlive           = 30 * time.Second
+	// minDialAttempt is the least time one address gets when the dial deadline is
+	// shared among several resolved addresses (the figure net.Dialer uses).
+	minDialAttempt = 2 * time.Second
+)
+
+// Options for New; zero values take the documented defaults.
+type Options struct {
+	Policy          *Policy       // nil: public unicast only
+	UserAgent       string        // set on every request if the request has none
+	MaxRedirects    int           // default 5; negative: never follow, return the 3xx response
+	MaxBodyBytes    int64         // stored body cap, default 64 << 10
+	MaxHeaderBytes  int64         // response header cap, default 64 << 10
+	DialTimeout     time.Duration // DNS lookup plus connect, default 10s
+	Resolver        Resolver      // default net.DefaultResolver; injectable for DNS-rebinding tests
+	MaxConnsPerHost int           // default 64; idle conns per host likewise
+}
+
+// Resolver looks up the addresses of a host; *net.Resolver implements it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Client sends requests to user-supplied URLs. It is safe for concurrent use.
+type Client struct {
+	policy       *Policy
+	resolver     Resolver
+	userAgent    string
+	maxRedirects int
+	maxBody      int64
+	dialTimeout  time.Duration
+	dialer       *net.Dialer
+	transport    *http.Transport
+	http         *http.Client
+}
+
+// Response is a completed exchange with the body already read (up to the cap) and closed.
+type Response struct {
+	StatusCode int
+	Status     string
+	Header     http.Header
+	Body       []byte
+	Truncated  bool          // the body was longer than MaxBodyBytes and was cut
+	Duration   time.Duration // from sending the request to the end of the stored body
+}
+
+// New returns a Client. The policy is copied, so later changes to o.Policy have no effect.
+func New(o Options) *Client {
+	p := &Policy{}
+	if o.Policy != nil {
+		p.AllowPrivate = o.Policy.AllowPrivate
+		p.Allow = slices.Clone(o.Policy.Allow)
+	}
+	var resolver Resolver = net.DefaultResolver
+	if o.Resolver != nil {
+		resolver = o.Resolver
+	}
+	maxConns := cmp.Or(max(o.MaxConnsPerHost, 0), defaultMaxConnsPerHost)
+	c := &Client{
+		policy:       p,
+		resolver:     resolver,
+		userAgent:    o.UserAgent,
+		maxRedirects: cmp.Or(o.MaxRedirects, defaultMaxRedirects),
+		maxBody:      cmp.Or(max(o.MaxBodyBytes, 0), defaultMaxBodyBytes),
+		dialTimeout:  cmp.Or(max(o.DialTimeout, 0), defaultDialTimeout),
+		dialer:       &net.Dialer{KeepAlive: keepAlive, ControlContext: p.control},
+	}
+	c.transport = &http.Transport{
+		Proxy:                  nil, // never from the environment: a proxy would hide the real target from the policy
+		DialContext:            c.dialContext,
+		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:    tlsHandshakeTimeout,
+		MaxResponseHeaderBytes: cmp.Or(max(o.MaxHeaderBytes, 0), defaultMaxHeaderBytes),
+		MaxConnsPerHost:        maxConns,
+		MaxIdleConnsPerHost:    maxConns,
+		MaxIdleConns:           maxIdleConns,
+		IdleConnTimeout:        idleConnTimeout,
+	}
+	c.http = &http.Client{Transport: c.transport, CheckRedirect: c.checkRedirect}
+	return c
+}
+
+func (c *Client) checkRedirect(_ *http.Request, via []*http.Request) error {
+	if c.maxRedirects < 0 {
+		return http.ErrUseLastResponse
+	}
+	// via holds the requests already sent, so len(via) is the number of this redirect.
+	if len(via) > c.maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", c.maxRedirects)
+	}
+	return nil
+}
+
+// Do sends req; the caller sets its context and timeout. Redirects are followed up to
+// MaxRedirects, each hop checked again by the dial-time policy (303 → GET, 301/302 POST → GET,
+// 307/308 keep method and body, as net/http does). It reads at most MaxBodyBytes of the body,
+// then stops reading, and closes it. A blocked address gives an error that errors.As
+// unwraps to *BlockedError.
+func (c *Client) Do(req *http.Request) (*Response, error) {
+	start := time.Now()
+	if c.userAgent != "" && req.Header.Get("User-Agent") == "" {
+		req = req.Clone(req.Context())
+		if req.Header == nil {
+			req.Header = make(http.Header)
+		}
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close() // unread remainder: the connection is dropped instead of drained
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read response body: %w", err)
+	}
+	truncated := int64(len(body)) > c.maxBody
+	if truncated {
+		body = body[:c.maxBody]
+	}
+	return &Response{
+		StatusCode: resp.StatusCode,
+		Status:     resp.Status,
+		Header:     resp.Header,
+		Body:       body,
+		Truncated:  truncated,
+		Duration:   time.Since(start),
+	}, nil
+}
+
+// CloseIdle closes idle keep-alive connections.
+func (c *Client) CloseIdle() { c.transport.CloseIdleConnections() }
+
+// dialContext resolves the host itself, drops every address the policy refuses and
+// dials the rest by IP literal, so a resolver cannot answer differently between check and connect.
+func (c *Client) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+	defer cancel()
+
+	var candidates []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		candidates = []netip.Addr{a}
+	} else {
+		candidates, err = c.resolver.LookupNetIP(ctx, ipNetwork(network), host)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	var allowed []netip.Addr
+	var blocked *BlockedError
+	for _, a := range candidates {
+		a = a.Unmap()
+		if (network == "tcp4" && !a.Is4()) || (network == "tcp6" && !a.Is6()) {
+			continue
+		}
+		if err := c.policy.CheckAddr(a); err != nil {
+			if blocked == nil {
+				errors.As(err, &blocked)
+			}
+			continue
+		}
+		allowed = append(allowed, a)
+	}
+	if len(allowed) == 0 {
+		if blocked != nil {
+			blocked.Host = host
+			return nil, blocked
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+
+	var firstErr error
+	for i, a := range allowed {
+		attemptCtx, attemptCancel := c.attemptContext(ctx, len(allowed)-i)
+		conn, err := c.dialer.DialContext(attemptCtx, network, net.JoinHostPort(a.String(), port))
+		attemptCancel()
+		if err == nil {
+			return conn, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, firstErr
+}
+
+// attemptContext shares what is left of the dial deadline among the remaining addresses,
+// giving each at least minDialAttempt, so one black-holed address cannot use it all.
+func (c *Client) attemptContext(ctx context.Context, remaining int) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok || remaining <= 1 {
+		return context.WithCancel(ctx)
+	}
+	share := time.Until(deadline) / time.Duration(remaining)
+	return context.WithTimeout(ctx, max(share, minDialAttempt))
+}
+
+func ipNetwork(network string) string {
+	switch network {
+	case "tcp4":
+		return "ip4"
+	case "tcp6":
+		return "ip6"
+	}
+	return "ip"
+}

@@ -1,0 +1,304 @@
+// Package store keeps asyncqueue's state in SQLite: one writer connection fed by a
+// group-commit loop, and a pool of read-only connections.
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SchemaVersion is stored in PRAGMA user_version; a database written by a newer
+// asyncqueue is refused rather than misread.
+const SchemaVersion = 1
+
+// Defaults for Options.
+const (
+	DefaultBusyTimeout = 10 * time.Second
+	DefaultReaders     = 4
+	DefaultMaxBatch    = 512
+)
+
+// Options configure Open.
+type Options struct {
+	Schema   string // the embedded schema.sql
+	Sync     string // "full" (default) or "normal"
+	Readers  int
+	MaxBatch int // write requests committed together at most
+	// OnCommit is called after each commit with the ids of the tasks it changed.
+	OnCommit func(taskIDs []string)
+}
+
+// Store is the database. All writes go through Write.
+type Store struct {
+	W *sqlx.DB // the single writer connection; used only by the write loop
+	R *sqlx.DB // read-only pool
+
+	opts  Options
+	reqs  chan *writeReq
+	done  chan struct{}
+	close sync.Once
+
+	statsMu sync.Mutex
+	stats   WriteStats
+}
+
+// WriteStats count the group commits.
+type WriteStats struct {
+	Commits  int64
+	Requests int64
+}
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*Tx) error
+	errc chan error
+	tx   *Tx
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("store: closed")
+
+func dsn(path string, sync string, readOnly bool) string {
+	q := url.Values{}
+	// busy_timeout first so the connection waits instead of failing while WAL is switched on.
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(wal)")
+	// https://sqlite.org/pragma.html#pragma_synchronous: FULL syncs the WAL on every commit,
+	// so an acknowledged write survives power loss; NORMAL survives only process crashes.
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "foreign_keys(on)")
+	q.Add("_pragma", "temp_store(memory)")
+	q.Add("_pragma", "cache_size(-32000)")
+	q.Add("_pragma", "journal_size_limit(67108864)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and starts the write loop.
+func Open(path string, o Options) (*Store, error) {
+	o.Sync = strings.ToLower(cmp.Or(o.Sync, "full"))
+	if o.Sync != "full" && o.Sync != "normal" {
+		return nil, fmt.Errorf("sync must be full or normal, not %q", o.Sync)
+	}
+	o.Readers = cmp.Or(o.Readers, DefaultReaders)
+	o.MaxBatch = cmp.Or(o.MaxBatch, DefaultMaxBatch)
+
+	w, err := sqlx.Open("sqlite", dsn(path, o.Sync, false))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+
+	var mode string
+	if err := w.Get(&mode, "pragma journal_mode"); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	if mode != "wal" {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: journal_mode is %q, WAL could not be enabled", path, mode)
+	}
+	if err := migrate(w, o.Schema); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	r, err := sqlx.Open("sqlite", dsn(path, o.Sync, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	r.SetMaxOpenConns(o.Readers)
+	r.SetMaxIdleConns(o.Readers)
+
+	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{})}
+	go s.loop()
+	return s, nil
+}
+
+func migrate(w *sqlx.DB, schema string) error {
+	var v int
+	if err := w.Get(&v, "pragma user_version"); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("database schema version %d is newer than this asyncqueue understands (%d); upgrade asyncqueue", v, SchemaVersion)
+	}
+	tx, err := w.Beginx()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(schema); err != nil {
+		return fmt.Errorf("apply schema: %w", err)
+	}
+	if _, err := tx.Exec(fmt.Sprintf("pragma user_version = %d", SchemaVersion)); err != nil {
+		return fmt.Errorf("set schema version: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Close stops the write loop (after the queued writes) and closes both handles.
+func (s *Store) Close() error {
+	s.close.Do(func() { close(s.reqs) })
+	<-s.done
+	return errors.Join(s.R.Close(), s.W.Close())
+}
+
+// Stats reports the group-commit counters.
+func (s *Store) Stats() WriteStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats
+}
+
+// Write runs fn inside a write transaction and returns once it is committed (or failed).
+// Concurrent calls share transactions (group commit); each fn runs in its own savepoint,
+// so one failing fn does not undo the others. fn must not block on anything but the database.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (err error) {
+	req := &writeReq{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	defer func() {
+		if r := recover(); r != nil { // send on closed channel
+			err = ErrClosed
+		}
+	}()
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, the write happens whatever ctx does, so wait for its outcome.
+	return <-req.errc
+}
+
+func (s *Store) loop() {
+	defer close(s.done)
+	batch := make([]*writeReq, 0, s.opts.MaxBatch)
+	for req := range s.reqs {
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Store) commit(batch []*writeReq) {
+	tx, err := s.W.Beginx()
+	if err != nil {
+		for _, r := range batch {
+			r.errc <- fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	var changed []string
+	ok := 0
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.errc <- r.ctx.Err()
+			r.errc = nil
+			continue
+		}
+		t := &Tx{Tx: tx}
+		r.tx = t
+		if _, err := tx.Exec("savepoint w"); err != nil {
+			r.errc <- err
+			r.errc = nil
+			continue
+		}
+		if err := runFn(r.fn, t); err != nil {
+			if _, rerr := tx.Exec("rollback to w"); rerr != nil {
+				err = errors.Join(err, rerr)
+			} else if _, rerr := tx.Exec("release w"); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+			r.errc <- err
+			r.errc = nil
+			continue
+		}
+		if _, err := tx.Exec("release w"); err != nil {
+			r.errc <- err
+			r.errc = nil
+			continue
+		}
+		changed = append(changed, t.changed...)
+		ok++
+	}
+	err = tx.Commit()
+	if err != nil {
+		tx.Rollback()
+		err = fmt.Errorf("commit: %w", err)
+	}
+	s.statsMu.Lock()
+	s.stats.Commits++
+	s.stats.Requests += int64(len(batch))
+	s.statsMu.Unlock()
+	if err == nil && len(changed) > 0 && s.opts.OnCommit != nil {
+		s.opts.OnCommit(changed)
+	}
+	for _, r := range batch {
+		if r.errc == nil {
+			continue
+		}
+		if err == nil {
+			for _, f := range r.tx.after {
+				f()
+			}
+		}
+		r.errc <- err
+	}
+}
+
+func runFn(fn func(*Tx) error, t *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v", r)
+		}
+	}()
+	return fn(t)
+}
+
+// Tx is one request's view of a shared write transaction.
+type Tx struct {
+	*sqlx.Tx
+	changed []string
+	after   []func()
+}
+
+// Changed records that the task changed, for OnCommit.
+func (t *Tx) Changed(id string) { t.changed = append(t.changed, id) }
+
+// AfterCommit runs f once the transaction holding this write is durable.
+func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
+
+// NowMS is the current time as stored: Unix milliseconds.
+func NowMS() int64 { return time.Now().UnixMilli() }
+
+// IsNotFound reports whether err means "no such row".
+func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }

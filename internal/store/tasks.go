@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Task statuses.
+const (
+	StatusPending    = "pending"
+	StatusDelayed    = "delayed"
+	StatusProcessing = "processing"
+	StatusWaiting    = "waiting"
+	StatusPolling    = "polling"
+	StatusCompleted  = "completed"
+	StatusFailed     = "failed"
+	StatusTimeout    = "timeout"
+	StatusCancelled  = "cancelled"
+)
+
+// Terminal reports whether status is final.
+func Terminal(status string) bool {
+	switch status {
+	case StatusCompleted, StatusFailed, StatusTimeout, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// Task is one row of the tasks table. Times are Unix milliseconds; JSON columns are raw text.
+type Task struct {
+	ID                 string  `db:"id"`
+	TeamID             string  `db:"team_id"`
+	Status             string  `db:"status"`
+	TargetURL          string  `db:"target_url"`
+	Method             string  `db:"method"`
+	Headers            string  `db:"headers"`
+	Body               *string `db:"body"`
+	TimeoutMS          int64   `db:"timeout_ms"`
+	DelayUntil         *int64  `db:"delay_until"`
+	MaxRetries         int     `db:"max_retries"`
+	RetryBackoff       string  `db:"retry_backoff"`
+	Priority           int     `db:"priority"`
+	OnCompleteURL      *string `db:"on_complete_url"`
+	WaitForSignal      bool    `db:"wait_for_signal"`
+	MaxWaitMS          int64   `db:"max_wait_ms"`
+	HeartbeatTimeoutMS *int64  `db:"heartbeat_timeout_ms"`
+	RetryCount         int     `db:"retry_count"`
+	Attempts           int     `db:"attempts"`
+	StartResult        *string `db:"start_result"`
+	Result             *string `db:"result"`
+	Error              *string `db:"error"`
+	SignalHash         []byte  `db:"signal_hash"`
+	Signal             *string `db:"signal"`
+	BufferedSignal     *string `db:"buffered_signal"`
+	Progress           *string `db:"progress"`
+	LastHeartbeatAt    *int64  `db:"last_heartbeat_at"`
+	OnComplete         *string `db:"on_complete"`
+	CreatedAt          int64   `db:"created_at"`
+	StartedAt          *int64  `db:"started_at"`
+	WaitingSince       *int64  `db:"waiting_since"`
+	ExpiresAt          *int64  `db:"expires_at"`
+	CompletedAt        *int64  `db:"completed_at"`
+	DueAt              *int64  `db:"due_at"`
+}
+
+const taskCols = `id, team_id, status, target_url, method, headers, body, timeout_ms, delay_until,
+	max_retries, retry_backoff, priority, on_complete_url, wait_for_signal, max_wait_ms,
+	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash, signal,
+	buffered_signal, progress, last_heartbeat_at, on_complete, created_at, started_at,
+	waiting_since, expires_at, completed_at, due_at`
+
+// InsertTask adds a new task.
+func (t *Tx) InsertTask(task *Task) error {
+	_, err := t.NamedExec(`insert into tasks (`+taskCols+`) values (`+namedCols(taskCols)+`)`, task)
+	if err != nil {
+		return fmt.Errorf("insert task: %w", err)
+	}
+	t.Changed(task.ID)
+	return nil
+}
+
+// ErrStale is returned by UpdateTask when the row is no longer in the expected status.
+var ErrStale = errors.New("store: task changed concurrently")
+
+// UpdateTask writes every mutable column of task, provided the row still has status from
+// (compare-and-set). Inside the single writer this never fails for a row read in the same
+// Tx; it guards the read-modify-write against misuse.
+func (t *Tx) UpdateTask(task *Task, from string) error {
+	res, err := t.NamedExec(`update tasks set status = :status, headers = :headers,
+		retry_count = :retry_count, attempts = :attempts, start_result = :start_result,
+		result = :result, error = :error, signal_hash = :signal_hash, signal = :signal,
+		buffered_signal = :buffered_signal, progress = :progress,
+		last_heartbeat_at = :last_heartbeat_at, on_complete = :on_complete,
+		started_at = :started_at, waiting_since = :waiting_since, expires_at = :expires_at,
+		completed_at = :completed_at, due_at = :due_at
+		where id = :id and status = '`+from+`'`, task)
+	if err != nil {
+		return fmt.Errorf("update task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrStale
+	}
+	t.Changed(task.ID)
+	return nil
+}
+
+// Task reads one task inside the write transaction.
+func (t *Tx) Task(id string) (*Task, error) {
+	var task Task
+	if err := t.Get(&task, `select `+taskCols+` from tasks where id = ?`, id); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// TaskBySignal finds a task by the SHA-256 of its signal token.
+func (t *Tx) TaskBySignal(hash []byte) (*Task, error) {
+	var task Task
+	if err := t.Get(&task, `select `+taskCols+` from tasks where signal_hash = ?`, hash); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// InsertAttempt records one call of a task's target.
+func (t *Tx) InsertAttempt(a Attempt) error {
+	_, err := t.NamedExec(`insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
+		values (:task_id, :attempt, :started_at, :duration_ms, :status_code, :error)`, a)
+	if err != nil {
+		return fmt.Errorf("insert attempt: %w", err)
+	}
+	return nil
+}
+
+// RecoverProcessing returns tasks caught mid-call by a crash to pending, due now.
+// Only safe while this process owns the database (the lock file guarantees it).
+func (t *Tx) RecoverProcessing(now int64) (int64, error) {
+	res, err := t.Exec(`update tasks set status = 'pending', due_at = ? where status = 'processing'`, now)
+	if err != nil {
+		return 0, fmt.Errorf("recover processing tasks: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// Attempt is one row of the attempts table.
+type Attempt struct {
+	TaskID     string  `db:"task_id" json:"-"`
+	Attempt    int     `db:"attempt" json:"attempt"`
+	StartedAt  int64   `db:"started_at" json:"-"`
+	DurationMS int64   `db:"duration_ms" json:"duration"`
+	StatusCode *int    `db:"status_code" json:"statusCode"`
+	Error      *string `db:"error" json:"error"`
+}
+
+// Task reads one task from the read pool.
+func (s *Store) Task(ctx context.Context, id string) (*Task, error) {
+	var task Task
+	if err := s.R.GetContext(ctx, &task, `select `+taskCols+` from tasks where id = ?`, id); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// TaskBySignal finds a task by the SHA-256 of its signal token, from the read pool.
+func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*Task, error) {
+	var task Task
+	if err := s.R.GetContext(ctx, &task, `select `+taskCols+` from tasks where signal_hash = ?`, hash); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// Attempts lists a task's attempts in order.
+func (s *Store) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
+	var as []Attempt
+	err := s.R.SelectContext(ctx, &as, `select task_id, attempt, started_at, duration_ms, status_code, error
+		from attempts where task_id = ? order by attempt`, taskID)
+	return as, err
+}
+
+// ListFilter selects tasks for List.
+type ListFilter struct {
+	TeamID        string
+	Statuses      []string
+	CreatedAfter  int64 // ms, 0 = none
+	CreatedBefore int64
+	TargetHost    string
+	Limit, Offset int
+}
+
+// List returns one page of a team's tasks, newest first, and the total that match.
+func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
+	where := []string{"team_id = ?"}
+	args := []any{f.TeamID}
+	if len(f.Statuses) > 0 {
+		where = append(where, "status in (?"+strings.Repeat(", ?", len(f.Statuses)-1)+")")
+		for _, st := range f.Statuses {
+			args = append(args, st)
+		}
+	}
+	if f.CreatedAfter > 0 {
+		where = append(where, "created_at > ?")
+		args = append(args, f.CreatedAfter)
+	}
+	if f.CreatedBefore > 0 {
+		where = append(where, "created_at < ?")
+		args = append(args, f.CreatedBefore)
+	}
+	if f.TargetHost != "" {
+		// The host sits between "://" (or "@") and the next "/", ":" or "?" of the URL.
+		h := escapeLike(strings.ToLower(f.TargetHost))
+		var likes []string
+		for _, p := range []string{"%://" + h, "%://" + h + "/%", "%://" + h + ":%", "%://" + h + "?%", "%@" + h + "/%"} {
+			likes = append(likes, `lower(target_url) like ? escape '\'`)
+			args = append(args, p)
+		}
+		where = append(where, "("+strings.Join(likes, " or ")+")")
+	}
+	cond := strings.Join(where, " and ")
+	var total int
+	if err := s.R.GetContext(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
+		return nil, 0, fmt.Errorf("count tasks: %w", err)
+	}
+	var tasks []Task
+	q := `select ` + taskCols + ` from tasks where ` + cond + ` order by id desc limit ? offset ?`
+	if err := s.R.SelectContext(ctx, &tasks, q, append(args, f.Limit, f.Offset)...); err != nil {
+		return nil, 0, fmt.Errorf("list tasks: %w", err)
+	}
+	return tasks, total, nil
+}
+
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+// Timer is a task's durable due time.
+type Timer struct {
+	ID    string `db:"id"`
+	DueAt int64  `db:"due_at"`
+}
+
+// DueBefore pages through the timer index: timers with (due_at, id) after the cursor and
+// due_at < until, in due order, at most limit. It reads only the partial index.
+func (s *Store) DueBefore(ctx context.Context, afterDue int64, afterID string, until int64, limit int) ([]Timer, error) {
+	var ts []Timer
+	err := s.R.SelectContext(ctx, &ts, `select id, due_at from tasks indexed by tasks_due_at_idx
+		where due_at is not null and due_at < ? and (due_at > ? or (due_at = ? and id > ?))
+		order by due_at, id limit ?`, until, afterDue, afterDue, afterID, limit)
+	return ts, err
+}
+
+func namedCols(cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, p := range parts {
+		parts[i] = ":" + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+var _ sqlx.Ext = (*sqlx.Tx)(nil)

@@ -1,0 +1,286 @@
+// Command asyncqueue is a self-hosted HTTP task queue in one binary: tasks that call a URL
+// later, reliably, and can wait for a one-time signal.
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/lmittmann/tint"
+	"github.com/mattn/go-isatty"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
+)
+
+//go:embed schema.sql
+var schemaSQL string
+
+// CLI is the command line; every flag can also be set through its ASYNCQUEUE_* variable.
+type CLI struct {
+	DB        string `help:"SQLite database file (created if missing)." default:"asyncqueue.db" env:"ASYNCQUEUE_DB" type:"path"`
+	LogFormat string `help:"Log format: auto (text on a terminal, JSON otherwise), text or json." default:"auto" enum:"auto,text,json" env:"ASYNCQUEUE_LOG_FORMAT"`
+	LogLevel  string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error" env:"ASYNCQUEUE_LOG_LEVEL"`
+
+	Serve   ServeCmd   `cmd:"" help:"Run the server: API, dispatcher, timers (and admin page) in one process."`
+	Keys    KeysCmd    `cmd:"" help:"Manage API keys offline (safe while the server runs)."`
+	Teams   TeamsCmd   `cmd:"" help:"Manage teams offline (safe while the server runs)."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+func main() {
+	var cli CLI
+	kctx := kong.Parse(&cli,
+		kong.Name("asyncqueue"),
+		kong.Description("A self-hosted HTTP task queue with wait/signal, in one binary."),
+		kong.UsageOnError(),
+	)
+	log := newLogger(os.Stderr, cli.LogFormat, cli.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err := kctx.Run(&cli, log)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "asyncqueue:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(level))
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+	}
+	return slog.New(tint.NewHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly}))
+}
+
+// Version is the module version from the build info ("(devel)" for local builds).
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version and the commit it was built from.
+func (VersionCmd) Run() error {
+	rev := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = " " + s.Value
+			}
+		}
+	}
+	fmt.Printf("asyncqueue %s%s\n", Version(), rev)
+	return nil
+}
+
+func openStore(path string, sync string, onCommit func([]string)) (*store.Store, error) {
+	return store.Open(path, store.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
+}
+
+// KeysCmd manages API keys.
+type KeysCmd struct {
+	Create KeysCreateCmd `cmd:"" help:"Create an API key and print it once."`
+	List   KeysListCmd   `cmd:"" help:"List API keys (prefixes only)."`
+	Revoke KeysRevokeCmd `cmd:"" help:"Revoke an API key by id."`
+}
+
+// KeysCreateCmd creates a key.
+type KeysCreateCmd struct {
+	Team string `help:"Team name." default:"default"`
+	Name string `help:"A label for the key." default:""`
+}
+
+// Run creates the key.
+func (c *KeysCreateCmd) Run(ctx context.Context, cli *CLI) error {
+	st, err := openStore(cli.DB, "", nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var raw string
+	err = st.Write(ctx, func(tx *store.Tx) error {
+		team, err := tx.TeamByName(c.Team)
+		if store.IsNotFound(err) {
+			return fmt.Errorf("no team named %q (see `asyncqueue teams list`)", c.Team)
+		} else if err != nil {
+			return err
+		}
+		raw, _, err = createKey(tx, team.ID, c.Name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "API key for team %q (shown only this once):\n", c.Team)
+	fmt.Println(raw)
+	return nil
+}
+
+// KeysListCmd lists keys.
+type KeysListCmd struct {
+	Team string `help:"Only this team's keys (all teams when empty)." default:""`
+}
+
+// Run lists the keys.
+func (c *KeysListCmd) Run(ctx context.Context, cli *CLI) error {
+	st, err := openStore(cli.DB, "", nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	teams, err := st.Teams(ctx)
+	if err != nil {
+		return err
+	}
+	names := map[string]string{}
+	teamID := ""
+	for _, t := range teams {
+		names[t.ID] = t.Name
+		if t.Name == c.Team {
+			teamID = t.ID
+		}
+	}
+	if c.Team != "" && teamID == "" {
+		return fmt.Errorf("no team named %q (see `asyncqueue teams list`)", c.Team)
+	}
+	keys, err := st.APIKeys(ctx, teamID)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTEAM\tPREFIX\tNAME\tCREATED\tSTATUS")
+	for _, k := range keys {
+		status := "active"
+		if k.RevokedAt != nil {
+			status = "revoked " + formatMS(*k.RevokedAt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, names[k.TeamID], k.Prefix, k.Name, formatMS(k.CreatedAt), status)
+	}
+	return tw.Flush()
+}
+
+// KeysRevokeCmd revokes a key.
+type KeysRevokeCmd struct {
+	ID string `arg:"" help:"Key id (from keys list)."`
+}
+
+// Run revokes the key.
+func (c *KeysRevokeCmd) Run(ctx context.Context, cli *CLI) error {
+	st, err := openStore(cli.DB, "", nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	err = st.Write(ctx, func(tx *store.Tx) error {
+		var teamID string
+		if err := tx.Get(&teamID, `select team_id from api_keys where id = ?`, c.ID); err != nil {
+			if store.IsNotFound(err) {
+				return fmt.Errorf("no API key with id %q (see `asyncqueue keys list`)", c.ID)
+			}
+			return err
+		}
+		ok, err := tx.RevokeAPIKey(teamID, c.ID, store.NowMS())
+		if err == nil && !ok {
+			err = fmt.Errorf("API key %s is already revoked", c.ID)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "revoked %s\n", c.ID)
+	return nil
+}
+
+// TeamsCmd manages teams.
+type TeamsCmd struct {
+	Create TeamsCreateCmd `cmd:"" help:"Create a team and its first API key."`
+	List   TeamsListCmd   `cmd:"" help:"List teams."`
+}
+
+// TeamsCreateCmd creates a team.
+type TeamsCreateCmd struct {
+	Name string `arg:"" help:"Team name."`
+}
+
+// Run creates the team and prints its first key.
+func (c *TeamsCreateCmd) Run(ctx context.Context, cli *CLI) error {
+	name := strings.TrimSpace(c.Name)
+	if name == "" || len(name) > 100 {
+		return errors.New("team name must be 1 to 100 characters")
+	}
+	st, err := openStore(cli.DB, "", nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var raw string
+	err = st.Write(ctx, func(tx *store.Tx) error {
+		if _, err := tx.TeamByName(name); err == nil {
+			return fmt.Errorf("a team named %q already exists", name)
+		}
+		team, err := createTeam(tx, name)
+		if err != nil {
+			return err
+		}
+		raw, _, err = createKey(tx, team.ID, "first key")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "Created team %q. Its first API key (shown only this once):\n", name)
+	fmt.Println(raw)
+	return nil
+}
+
+// TeamsListCmd lists teams.
+type TeamsListCmd struct{}
+
+// Run lists the teams.
+func (c *TeamsListCmd) Run(ctx context.Context, cli *CLI) error {
+	st, err := openStore(cli.DB, "", nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	teams, err := st.Teams(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+	for _, t := range teams {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.ID, t.Name, formatMS(t.CreatedAt))
+	}
+	return tw.Flush()
+}
+
+func formatMS(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05Z")
+}

@@ -1,0 +1,91 @@
+-- asyncqueue schema. Times are integer Unix milliseconds (UTC); JSON documents are text.
+-- The version lives in PRAGMA user_version and is checked at start-up (internal/store).
+
+create table if not exists teams (
+  id text primary key,
+  name text not null unique,
+  webhook_secret text not null,
+  -- During rotation the previous secret keeps signing until prev_secret_until (24 h).
+  prev_webhook_secret text,
+  prev_secret_until integer,
+  created_at integer not null
+) strict;
+
+create table if not exists api_keys (
+  id text primary key,
+  team_id text not null references teams (id),
+  hash blob not null unique,   -- SHA-256 of the raw key; the key itself is never stored
+  prefix text not null,        -- first characters, safe to show
+  name text not null default '',
+  created_at integer not null,
+  last_used_at integer,
+  revoked_at integer
+) strict;
+
+create index if not exists api_keys_team_id_idx on api_keys (team_id);
+
+create table if not exists tasks (
+  id text primary key,          -- UUIDv7, so ordering by id is ordering by creation
+  team_id text not null references teams (id),
+  status text not null,
+  target_url text not null,
+  method text not null,
+  headers text not null default '{}',
+  body text,
+  timeout_ms integer not null,
+  delay_until integer,
+  max_retries integer not null,
+  retry_backoff text not null,
+  priority integer not null,
+  on_complete_url text,
+  wait_for_signal integer not null default 0,
+  max_wait_ms integer not null,
+  heartbeat_timeout_ms integer,
+  retry_count integer not null default 0,
+  attempts integer not null default 0,
+  start_result text,
+  result text,
+  error text,
+  signal_hash blob unique,      -- SHA-256 of the one-time signal token
+  signal text,                  -- the signal that resolved the task (for idempotent replay)
+  buffered_signal text,         -- a signal that arrived before the callback was answered
+  progress text,
+  last_heartbeat_at integer,
+  on_complete text,             -- webhook delivery outcome {status, attempts, lastError}
+  created_at integer not null,
+  started_at integer,
+  waiting_since integer,
+  expires_at integer,
+  completed_at integer,
+  -- The one durable timer of a task. Its meaning follows status: delayed → run time,
+  -- pending → when it became due, processing → lease end, waiting → expiry or heartbeat
+  -- deadline, terminal → next completion-webhook attempt. NULL means no timer.
+  due_at integer
+) strict;
+
+create index if not exists tasks_due_at_idx on tasks (due_at, id) where due_at is not null;
+create index if not exists tasks_team_id_id_idx on tasks (team_id, id);
+create index if not exists tasks_team_id_status_id_idx on tasks (team_id, status, id);
+-- Crash recovery: tasks caught mid-call go back to pending at start-up.
+create index if not exists tasks_processing_idx on tasks (id) where status = 'processing';
+
+create table if not exists attempts (
+  task_id text not null references tasks (id) on delete cascade,
+  attempt integer not null,
+  started_at integer not null,
+  duration_ms integer not null,
+  status_code integer,
+  error text,
+  primary key (task_id, attempt)
+) strict, without rowid;
+
+create table if not exists idempotency_keys (
+  team_id text not null,
+  key text not null,
+  request_hash blob not null,
+  task_id text not null,
+  created_at integer not null,
+  primary key (team_id, key)
+) strict, without rowid;
+
+create index if not exists idempotency_keys_created_at_idx on idempotency_keys (created_at);

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/iplimit"
+	"github.com/asyncqueue/asyncqueue/internal/outbound"
+	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/timerq"
+)
+
+// ServeCmd runs the server.
+type ServeCmd struct {
+	Addr                string        `help:"Address to listen on." default:":8080" env:"ASYNCQUEUE_ADDR"`
+	PublicURL           string        `help:"Public base URL of this server, used in callback URLs (default http://<addr>)." env:"ASYNCQUEUE_PUBLIC_URL"`
+	AllowPrivateTargets bool          `help:"Let tasks call loopback, private, link-local and CGNAT addresses (cloud metadata stays blocked)." env:"ASYNCQUEUE_ALLOW_PRIVATE_TARGETS"`
+	AllowTargets        string        `help:"Comma-separated CIDRs tasks may call even though they are not public, e.g. 10.0.0.0/8,127.0.0.1." env:"ASYNCQUEUE_ALLOW_TARGETS"`
+	SignalRateLimit     int           `help:"Requests per minute per client IP to /v1/signals (0 turns the limit off)." default:"30" env:"ASYNCQUEUE_SIGNAL_RATE_LIMIT"`
+	TrustedProxies      string        `help:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed." env:"ASYNCQUEUE_TRUSTED_PROXIES"`
+	Sync                string        `help:"SQLite synchronous mode: full (a 201 survives power loss) or normal (survives process crashes only)." default:"full" enum:"full,normal" env:"ASYNCQUEUE_SYNC"`
+	ShutdownTimeout     time.Duration `help:"How long SIGTERM waits for in-flight callbacks." default:"30s" env:"ASYNCQUEUE_SHUTDOWN_TIMEOUT"`
+	Workers             int           `help:"Callbacks in flight at once." default:"100" env:"ASYNCQUEUE_WORKERS"`
+	MaxBody             int64         `help:"Largest request body accepted, in bytes." default:"1048576" env:"ASYNCQUEUE_MAX_BODY"`
+}
+
+// Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down in order:
+// stop accepting HTTP, stop claiming, drain callbacks, close the database.
+func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
+	lock, err := lockDatabase(cli.DB)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+
+	var policy outbound.Policy
+	policy.AllowPrivate = c.AllowPrivateTargets
+	if c.AllowTargets != "" {
+		if policy.Allow, err = outbound.ParsePrefixes(c.AllowTargets); err != nil {
+			return fmt.Errorf("--allow-targets: %w", err)
+		}
+	}
+	var trusted []netip.Prefix
+	if c.TrustedProxies != "" {
+		if trusted, err = outbound.ParsePrefixes(c.TrustedProxies); err != nil {
+			return fmt.Errorf("--trusted-proxies: %w", err)
+		}
+	}
+	if c.SignalRateLimit < 0 {
+		return errors.New("--signal-rate-limit must be 0 (off) or more")
+	}
+	if c.Workers < 1 {
+		return errors.New("--workers must be at least 1")
+	}
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	publicURL := strings.TrimRight(c.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = "http://" + displayAddr(ln.Addr())
+	}
+
+	app := &App{
+		log:         log,
+		cfg:         c,
+		publicURL:   publicURL,
+		trusted:     trusted,
+		timers:      timerq.New(),
+		ready:       newReadyQueue(),
+		hub:         newHub(),
+		signalLimit: iplimit.New(c.SignalRateLimit, 100_000),
+		out: outbound.New(outbound.Options{
+			Policy:    &policy,
+			UserAgent: "asyncqueue/" + Version(),
+		}),
+	}
+	st, err := openStore(cli.DB, c.Sync, app.hub.notify)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	app.store = st
+	if err := app.bootstrap(ctx, publicURL); err != nil {
+		st.Close()
+		ln.Close()
+		return err
+	}
+
+	d := app.newDispatcher()
+	start := time.Now()
+	if err := d.start(ctx); err != nil {
+		st.Close()
+		ln.Close()
+		return err
+	}
+	log.Info("asyncqueue ready", "addr", ln.Addr().String(), "db", cli.DB, "sync", c.Sync,
+		"timers_loaded", app.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
+
+	srv := &http.Server{
+		Handler:           app.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // long polls hold up to 25 s
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		d.stop(c.ShutdownTimeout)
+		st.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	app.hub.closeAll()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	d.stop(c.ShutdownTimeout)
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ap.Addr().IsUnspecified() {
+		return "localhost:" + strconv.Itoa(int(ap.Port()))
+	}
+	return ap.String()
+}
+
+// lockDatabase makes sure only one server owns the database file: start-up returns
+// interrupted callbacks to pending, which would be wrong under a second live server.
+func lockDatabase(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		f.Close()
+		pid := strings.TrimSpace(string(b[:n]))
+		return nil, fmt.Errorf("database %s is already in use by another asyncqueue server (pid %s); stop it or pass another --db", path, pid)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// bootstrap creates team "default" and its first key on an empty database, and prints the key once.
+func (a *App) bootstrap(ctx context.Context, publicURL string) error {
+	var raw string
+	err := a.store.Write(ctx, func(tx *store.Tx) error {
+		n, err := tx.CountTeams()
+		if err != nil || n > 0 {
+			return err
+		}
+		team, err := createTeam(tx, "default")
+		if err != nil {
+			return err
+		}
+		raw, _, err = createKey(tx, team.ID, "bootstrap")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create default team: %w", err)
+	}
+	if raw != "" {
+		fmt.Fprintf(os.Stderr, `
+Created team "default" and its first API key. It is shown only this once; store it now:
+
+    %s
+
+Use it as:
+    curl -H "Authorization: Bearer %s" %s/v1/tasks
+
+`, raw, raw, publicURL)
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/iplimit"
+	"github.com/asyncqueue/asyncqueue/internal/keys"
+	"github.com/asyncqueue/asyncqueue/internal/outbound"
+	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/timerq"
+)
+
+// App is the running server: the HTTP API and, through its dispatcher, the workers and timers.
+type App struct {
+	log         *slog.Logger
+	cfg         *ServeCmd
+	publicURL   string
+	trusted     []netip.Prefix
+	store       *store.Store
+	out         *outbound.Client
+	timers      *timerq.Queue
+	ready       *readyQueue
+	hub         *hub
+	signalLimit *iplimit.Limiter
+
+	// loadedUntil is the timer horizon: every timer due before it is in a.timers.
+	// Guarded by horizonMu, which both the loader and the write paths take (see dispatch.go).
+	horizonMu   sync.Mutex
+	loadedUntil int64
+}
+
+// Error is what handlers return; it maps to a status and a message a user can act on.
+type Error struct {
+	Status  int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
+}
+
+var (
+	errKeyRequired  = &Error{http.StatusUnauthorized, "API key required"}
+	errKeyInvalid   = &Error{http.StatusUnauthorized, "Invalid or revoked API key"}
+	errAccessDenied = &Error{http.StatusForbidden, "Access denied"}
+	errTaskNotFound = &Error{http.StatusNotFound, "Task not found"}
+)
+
+type ctxKey int
+
+const teamKey ctxKey = 0
+
+func (a *App) routes() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, a.handle(a.authenticated(h)))
+	}
+	open := func(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+		mux.Handle(pattern, a.handle(h))
+	}
+	api("POST /v1/tasks", a.createTask)
+	api("GET /v1/tasks", a.listTasks)
+	api("GET /v1/tasks/{id}", a.getTask)
+	api("GET /v1/tasks/{id}/attempts", a.getAttempts)
+	api("POST /v1/tasks/{id}/cancel", a.cancelTask)
+	api("POST /v1/tasks/{id}/retry", a.retryTask)
+	api("POST /v1/tasks/{id}/signal", a.signalTaskByID)
+	api("GET /v1/webhook-secret", a.getWebhookSecret)
+	api("POST /v1/webhook-secret/rotate", a.rotateWebhookSecret)
+	open("POST /v1/signals/{token}", a.signalLimited(a.signalByToken))
+	open("GET /v1/signals/{token}", a.signalLimited(a.getSignal))
+	open("POST /v1/signals/{token}/heartbeat", a.signalLimited(a.heartbeat))
+	open("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	open("GET /readyz", a.readyz)
+	open("/v1/", func(w http.ResponseWriter, r *http.Request) error {
+		return errorf(http.StatusNotFound, "No route for %s %s", r.Method, r.URL.Path)
+	})
+	return a.logRequests(mux)
+}
+
+// handle turns a handler's error into the JSON error response.
+func (a *App) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, a.cfg.MaxBody)
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var e *Error
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &e):
+		case errors.As(err, &mbe):
+			e = errorf(http.StatusRequestEntityTooLarge, "Request body is larger than %d bytes", mbe.Limit)
+			w.Header().Set("Connection", "close")
+		case errors.Is(err, context.Canceled):
+			return
+		default:
+			a.log.Error("request failed", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
+			e = &Error{http.StatusInternalServerError, "Internal error"}
+		}
+		writeJSON(w, e.Status, map[string]string{"error": e.Message})
+	})
+}
+
+// authenticated resolves the API key (Bearer or X-API-Key) to its team.
+func (a *App) authenticated(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		raw := r.Header.Get("X-API-Key")
+		if auth := r.Header.Get("Authorization"); raw == "" && auth != "" {
+			scheme, token, ok := strings.Cut(auth, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
+				return errKeyInvalid
+			}
+			raw = strings.TrimSpace(token)
+		}
+		if raw == "" {
+			return errKeyRequired
+		}
+		// A key with a bad checksum cannot exist: refuse it without touching the database.
+		if !keys.ValidAPIKey(raw) {
+			return errKeyInvalid
+		}
+		h2 := keys.Hash(raw)
+		k, err := a.store.APIKeyByHash(r.Context(), h2[:])
+		if store.IsNotFound(err) {
+			return errKeyInvalid
+		} else if err != nil {
+			return err
+		}
+		if k.RevokedAt != nil || !keys.Equal([32]byte(k.Hash), h2) {
+			return errKeyInvalid
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), teamKey, k.TeamID)))
+	}
+}
+
+func teamOf(r *http.Request) string { return r.Context().Value(teamKey).(string) }
+
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
+	var one int
+	if err := a.store.R.GetContext(r.Context(), &one, "select 1"); err != nil {
+		return &Error{http.StatusServiceUnavailable, "database unreachable"}
+	}
+	a.horizonMu.Lock()
+	loaded := a.loadedUntil > 0
+	a.horizonMu.Unlock()
+	if !loaded {
+		return &Error{http.StatusServiceUnavailable, "timers not loaded yet"}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+	return nil
+}
+
+// decodeJSON reads a JSON body into v, refusing unknown fields and trailing data,
+// with errors that name the field to fix.
+func decodeJSON(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	return decodeBytes(b, v)
+}
+
+func decodeBytes(b []byte, v any) error {
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return errorf(http.StatusBadRequest, "Request body must be a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "Request body must hold one JSON object, found more after it")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var ute *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &ute):
+		if ute.Field == "" {
+			return errorf(http.StatusBadRequest, "Request body must be a JSON object, not %s", ute.Value)
+		}
+		return errorf(http.StatusBadRequest, "%s must be %s, not %s", ute.Field, typeName(ute.Type.String()), ute.Value)
+	case errors.As(err, &se):
+		return errorf(http.StatusBadRequest, "Invalid JSON at byte %d: %s", se.Offset, se.Error())
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return errorf(http.StatusBadRequest, "Unknown field %s (check its spelling; field names are case-sensitive)", f)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return errorf(http.StatusBadRequest, "Invalid JSON: the body ends too early")
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return errorf(http.StatusBadRequest, "Invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func typeName(goType string) string {
+	switch {
+	case strings.Contains(goType, "float"), strings.Contains(goType, "int"):
+		return "a number"
+	case strings.Contains(goType, "bool"):
+		return "true or false"
+	case strings.Contains(goType, "map"):
+		return "an object"
+	case strings.Contains(goType, "string"):
+		return "a string"
+	}
+	return "of another type"
+}
+
+// redactPath hides the secrets that travel in URL paths.
+func redactPath(p string) string {
+	for _, prefix := range []string{"/v1/signals/", "/v1/callbacks/"} {
+		if rest, ok := strings.CutPrefix(p, prefix); ok {
+			_, tail, hasTail := strings.Cut(rest, "/")
+			if hasTail {
+				return prefix + "[REDACTED]/" + tail
+			}
+			return prefix + "[REDACTED]"
+		}
+	}
+	return p
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *App) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		a.log.Debug("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rec.status,
+			"duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+// queryInt reads an integer query parameter within [lo, hi]; hi clamps, lo refuses.
+func queryInt(r *http.Request, name string, def, lo, hi int) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo {
+		return 0, errorf(http.StatusBadRequest, "%s must be a whole number of at least %d", name, lo)
+	}
+	return min(n, hi), nil
+}

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/iplimit"
+	"github.com/asyncqueue/asyncqueue/internal/keys"
+	"github.com/asyncqueue/asyncqueue/internal/store"
+)
+
+// signal is the body of POST /v1/signals/{token} and POST /v1/tasks/{id}/signal.
+type signalBody struct {
+	Status string          `json:"status"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *string         `json:"error,omitempty"`
+}
+
+// DefaultSignalError is the error of a task failed by a signal that gave none.
+const DefaultSignalError = "Failed by signal"
+
+var (
+	errBadToken     = &Error{http.StatusBadRequest, "Malformed signal token: expected 64 hexadecimal characters (0-9, a-f)"}
+	errTokenUnknown = &Error{http.StatusNotFound, "Invalid or expired signal token"}
+)
+
+// parseSignal validates a signal body and returns it with its canonical form, which is
+// what "the same signal again" is compared by.
+func parseSignal(r *http.Request) (*signalBody, string, error) {
+	var sig signalBody
+	if err := decodeJSON(r, &sig); err != nil {
+		return nil, "", err
+	}
+	if sig.Status != store.StatusCompleted && sig.Status != store.StatusFailed {
+		return nil, "", badRequest(`status must be "completed" or "failed", not %q`, sig.Status)
+	}
+	if len(sig.Result) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, sig.Result); err != nil {
+			return nil, "", badRequest("result must be valid JSON")
+		}
+		sig.Result = buf.Bytes()
+		if string(sig.Result) == "null" {
+			sig.Result = nil
+		}
+	}
+	if sig.Status == store.StatusCompleted {
+		sig.Error = nil
+	} else {
+		sig.Result = nil
+		if sig.Error == nil || *sig.Error == "" {
+			e := DefaultSignalError
+			sig.Error = &e
+		}
+	}
+	b, _ := json.Marshal(sig)
+	return &sig, string(b), nil
+}
+
+// signalOutcome is what applying a signal did.
+type signalOutcome struct {
+	status   int // 200 or 202
+	replayed bool
+	task     *store.Task
+}
+
+// applySignal resolves, buffers or refuses a signal for task t, inside the write that read t.
+// Signal, timeout and cancel all run in the single writer, so exactly one of them wins.
+func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
+	from := t.Status
+	switch t.Status {
+	case store.StatusWaiting:
+		a.resolve(t, sig, canon, time.Now())
+		if err := tx.UpdateTask(t, from); err != nil {
+			return nil, err
+		}
+		tx.AfterCommit(func() { a.scheduled(t) })
+		return &signalOutcome{status: http.StatusOK, task: t}, nil
+	case store.StatusPending, store.StatusDelayed, store.StatusProcessing:
+		// No lost early signal: keep it and apply it when the callback is answered.
+		if t.BufferedSignal != nil {
+			if *t.BufferedSignal == canon {
+				return &signalOutcome{status: http.StatusAccepted, replayed: true, task: t}, nil
+			}
+			return nil, errorf(http.StatusConflict, "A different signal is already buffered for this task (current: %s)", t.Status)
+		}
+		t.BufferedSignal = &canon
+		if err := tx.UpdateTask(t, from); err != nil {
+			return nil, err
+		}
+		return &signalOutcome{status: http.StatusAccepted, task: t}, nil
+	}
+	if t.Signal != nil && *t.Signal == canon {
+		return &signalOutcome{status: http.StatusOK, replayed: true, task: t}, nil
+	}
+	return nil, errorf(http.StatusConflict, "Task is not waiting (current: %s)", t.Status)
+}
+
+// resolve finishes a waiting (or just answered) task with a signal. The caller writes t.
+func (a *App) resolve(t *store.Task, sig *signalBody, canon string, now time.Time) {
+	t.Signal = &canon
+	if sig.Status == store.StatusCompleted {
+		if len(sig.Result) > 0 {
+			r := string(sig.Result)
+			t.Result = &r
+		} else {
+			t.Result = nil
+		}
+		t.Error = nil
+		a.finish(t, store.StatusCompleted, now)
+		return
+	}
+	t.Error = sig.Error
+	a.finish(t, store.StatusFailed, now)
+}
+
+func (a *App) writeSignalOutcome(w http.ResponseWriter, o *signalOutcome) error {
+	if o.replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	resp := map[string]any{"task": taskJSON(o.task)}
+	if o.status == http.StatusAccepted {
+		resp["buffered"] = true
+	}
+	return writeJSON(w, o.status, resp)
+}
+
+// signalByToken is POST /v1/signals/{token}: no API key, the token is the credential.
+func (a *App) signalByToken(w http.ResponseWriter, r *http.Request) error {
+	token := r.PathValue("token")
+	if !keys.ValidToken(token) {
+		return errBadToken
+	}
+	sig, canon, err := parseSignal(r)
+	if err != nil {
+		return err
+	}
+	h := keys.Hash(token)
+	var out *signalOutcome
+	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.TaskBySignal(h[:])
+		if store.IsNotFound(err) {
+			return errTokenUnknown
+		} else if err != nil {
+			return err
+		}
+		out, err = a.applySignal(tx, t, sig, canon)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return a.writeSignalOutcome(w, out)
+}
+
+// signalTaskByID is POST /v1/tasks/{id}/signal: the same, with the API key.
+func (a *App) signalTaskByID(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.loadTask(r)
+	if err != nil {
+		return err
+	}
+	if !t.WaitForSignal {
+		return errorf(http.StatusConflict, "Task does not wait for a signal (create it with waitForSignal: true)")
+	}
+	sig, canon, err := parseSignal(r)
+	if err != nil {
+		return err
+	}
+	var out *signalOutcome
+	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.Task(t.ID)
+		if err != nil {
+			return err
+		}
+		out, err = a.applySignal(tx, t, sig, canon)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return a.writeSignalOutcome(w, out)
+}
+
+// getSignal is GET /v1/signals/{token}: lets the token's holder check on it.
+func (a *App) getSignal(w http.ResponseWriter, r *http.Request) error {
+	token := r.PathValue("token")
+	if !keys.ValidToken(token) {
+		return errBadToken
+	}
+	h := keys.Hash(token)
+	t, err := a.store.TaskBySignal(r.Context(), h[:])
+	if store.IsNotFound(err) {
+		return errTokenUnknown
+	} else if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"task": map[string]any{
+		"id": t.ID, "status": t.Status, "expiresAt": formatTime(t.ExpiresAt)}})
+}
+
+// heartbeat is POST /v1/signals/{token}/heartbeat: proof of life for a waiting task, with progress.
+func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
+	token := r.PathValue("token")
+	if !keys.ValidToken(token) {
+		return errBadToken
+	}
+	var body struct {
+		Progress json.RawMessage `json:"progress"`
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := decodeBytes(raw, &body); err != nil {
+			return err
+		}
+	}
+	h := keys.Hash(token)
+	var done *store.Task
+	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.TaskBySignal(h[:])
+		if store.IsNotFound(err) {
+			return errTokenUnknown
+		} else if err != nil {
+			return err
+		}
+		if t.Status != store.StatusWaiting {
+			return errorf(http.StatusConflict, "Task is not waiting (current: %s)", t.Status)
+		}
+		now := store.NowMS()
+		t.LastHeartbeatAt = &now
+		if len(body.Progress) > 0 {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, body.Progress); err != nil {
+				return badRequest("progress must be valid JSON")
+			}
+			p := buf.String()
+			t.Progress = &p
+		}
+		if t.HeartbeatTimeoutMS != nil {
+			due := min(*t.ExpiresAt, now+*t.HeartbeatTimeoutMS)
+			t.DueAt = &due
+		}
+		if err := tx.UpdateTask(t, store.StatusWaiting); err != nil {
+			return err
+		}
+		done = t
+		tx.AfterCommit(func() { a.scheduled(t) })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(done)})
+}
+
+// signalLimited applies the per-client-IP limit to every request of the signal endpoints,
+// whatever its outcome.
+func (a *App) signalLimited(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		ip := iplimit.ClientIP(r, a.trusted)
+		if ok, retry := a.signalLimit.Allow(ip); !ok {
+			secs := int(retry.Round(time.Second) / time.Second)
+			secs = max(secs, 1)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			return errorf(http.StatusTooManyRequests, "Too many signal requests from your address; retry in %d s", secs)
+		}
+		return h(w, r)
+	}
+}

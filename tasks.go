@@ -1,0 +1,668 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/asyncqueue/asyncqueue/internal/keys"
+	"github.com/asyncqueue/asyncqueue/internal/outbound"
+	"github.com/asyncqueue/asyncqueue/internal/store"
+)
+
+// Task defaults and limits (SPEC §3.1).
+const (
+	DefaultTimeout     = 30 * time.Second
+	DefaultMaxRetries  = 3
+	DefaultPriority    = 5
+	DefaultMaxWaitTime = 30 * time.Second
+	MaxWaitTime        = 365 * 24 * time.Hour
+	MaxTimeout         = time.Hour
+	MaxHeaders         = 64
+	MaxURLLength       = 4096
+	IdempotencyWindow  = 24 * time.Hour
+)
+
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func formatTime(ms *int64) *string {
+	if ms == nil {
+		return nil
+	}
+	s := time.UnixMilli(*ms).UTC().Format(timeLayout)
+	return &s
+}
+
+func rawJSON(s *string) json.RawMessage {
+	if s == nil {
+		return nil
+	}
+	return json.RawMessage(*s)
+}
+
+// TaskJSON is a task as the API shows it.
+type TaskJSON struct {
+	ID               string            `json:"id"`
+	TeamID           string            `json:"teamId"`
+	Status           string            `json:"status"`
+	TargetURL        string            `json:"targetUrl"`
+	Method           string            `json:"method"`
+	Headers          map[string]string `json:"headers"`
+	Body             *string           `json:"body"`
+	Timeout          float64           `json:"timeout"`
+	DelayUntil       *string           `json:"delayUntil"`
+	MaxRetries       int               `json:"maxRetries"`
+	RetryBackoff     string            `json:"retryBackoff"`
+	Priority         int               `json:"priority"`
+	OnCompleteURL    *string           `json:"onCompleteUrl"`
+	WaitForSignal    bool              `json:"waitForSignal"`
+	MaxWaitTime      float64           `json:"maxWaitTime"`
+	HeartbeatTimeout *float64          `json:"heartbeatTimeout"`
+	RetryCount       int               `json:"retryCount"`
+	StartResult      json.RawMessage   `json:"startResult"`
+	Result           json.RawMessage   `json:"result"`
+	Error            *string           `json:"error"`
+	Progress         json.RawMessage   `json:"progress"`
+	LastHeartbeatAt  *string           `json:"lastHeartbeatAt"`
+	BufferedSignal   json.RawMessage   `json:"bufferedSignal"`
+	OnComplete       json.RawMessage   `json:"onComplete"`
+	CreatedAt        string            `json:"createdAt"`
+	StartedAt        *string           `json:"startedAt"`
+	WaitingSince     *string           `json:"waitingSince"`
+	ExpiresAt        *string           `json:"expiresAt"`
+	CompletedAt      *string           `json:"completedAt"`
+}
+
+func taskJSON(t *store.Task) *TaskJSON {
+	v := &TaskJSON{
+		ID: t.ID, TeamID: t.TeamID, Status: t.Status, TargetURL: t.TargetURL, Method: t.Method,
+		Body: t.Body, Timeout: float64(t.TimeoutMS) / 1000, DelayUntil: formatTime(t.DelayUntil),
+		MaxRetries: t.MaxRetries, RetryBackoff: t.RetryBackoff, Priority: t.Priority,
+		OnCompleteURL: t.OnCompleteURL, WaitForSignal: t.WaitForSignal,
+		MaxWaitTime: float64(t.MaxWaitMS) / 1000, RetryCount: t.RetryCount,
+		StartResult: rawJSON(t.StartResult), Result: rawJSON(t.Result), Error: t.Error,
+		Progress: rawJSON(t.Progress), LastHeartbeatAt: formatTime(t.LastHeartbeatAt),
+		BufferedSignal: rawJSON(t.BufferedSignal), OnComplete: rawJSON(t.OnComplete),
+		CreatedAt: *formatTime(&t.CreatedAt), StartedAt: formatTime(t.StartedAt),
+		WaitingSince: formatTime(t.WaitingSince), ExpiresAt: formatTime(t.ExpiresAt),
+		CompletedAt: formatTime(t.CompletedAt),
+	}
+	if t.HeartbeatTimeoutMS != nil {
+		s := float64(*t.HeartbeatTimeoutMS) / 1000
+		v.HeartbeatTimeout = &s
+	}
+	v.Headers = map[string]string{}
+	json.Unmarshal([]byte(t.Headers), &v.Headers)
+	return v
+}
+
+// createRequest is the body of POST /v1/tasks. Pointers tell "absent" from zero.
+type createRequest struct {
+	TargetURL        *string           `json:"targetUrl"`
+	CallbackURL      *string           `json:"callbackUrl"` // alias of targetUrl
+	Method           *string           `json:"method"`
+	Headers          map[string]string `json:"headers"`
+	Body             json.RawMessage   `json:"body"`
+	Timeout          *float64          `json:"timeout"`
+	DelayUntil       *string           `json:"delayUntil"`
+	Delay            *float64          `json:"delay"`
+	MaxRetries       *float64          `json:"maxRetries"`
+	RetryBackoff     *string           `json:"retryBackoff"`
+	Priority         *float64          `json:"priority"`
+	OnCompleteURL    *string           `json:"onCompleteUrl"`
+	WaitForSignal    *bool             `json:"waitForSignal"`
+	MaxWaitTime      *float64          `json:"maxWaitTime"`
+	HeartbeatTimeout *float64          `json:"heartbeatTimeout"`
+	Provider         json.RawMessage   `json:"provider"`
+	PollConfig       json.RawMessage   `json:"pollConfig"`
+}
+
+func badRequest(format string, args ...any) error {
+	return errorf(http.StatusBadRequest, format, args...)
+}
+
+// newTask validates a create request and builds the task it describes.
+func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.Task, error) {
+	t := &store.Task{TeamID: teamID, CreatedAt: now.UnixMilli()}
+
+	target := req.TargetURL
+	if req.CallbackURL != nil {
+		if target != nil {
+			return nil, badRequest("Give targetUrl or its alias callbackUrl, not both")
+		}
+		target = req.CallbackURL
+	}
+	if target == nil || strings.TrimSpace(*target) == "" {
+		return nil, badRequest("targetUrl is required: the absolute http(s) URL to call")
+	}
+	u, err := a.checkURL("targetUrl", *target)
+	if err != nil {
+		return nil, err
+	}
+	t.TargetURL = u
+
+	t.Method = http.MethodPost
+	if req.Method != nil {
+		m := strings.ToUpper(strings.TrimSpace(*req.Method))
+		if !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, m) {
+			return nil, badRequest("method must be one of GET, POST, PUT, PATCH, DELETE, not %q", *req.Method)
+		}
+		t.Method = m
+	}
+
+	hdrs, err := validHeaders(req.Headers)
+	if err != nil {
+		return nil, err
+	}
+	hb, _ := json.Marshal(hdrs)
+	t.Headers = string(hb)
+
+	if len(req.Body) > 0 && string(req.Body) != "null" {
+		var s string
+		switch req.Body[0] {
+		case '"':
+			if err := json.Unmarshal(req.Body, &s); err != nil {
+				return nil, badRequest("body must be a string")
+			}
+		case '{', '[':
+			// A JSON document given as is: send it compact, as the user most likely meant.
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, req.Body); err != nil {
+				return nil, badRequest("body must be a string")
+			}
+			s = buf.String()
+		default:
+			return nil, badRequest("body must be a string (or a JSON object or array, sent as its text)")
+		}
+		t.Body = &s
+	}
+
+	timeout, err := seconds("timeout", req.Timeout, DefaultTimeout, time.Second, MaxTimeout)
+	if err != nil {
+		return nil, err
+	}
+	t.TimeoutMS = timeout.Milliseconds()
+
+	if req.DelayUntil != nil && req.Delay != nil {
+		return nil, badRequest("Give delayUntil or delay, not both")
+	}
+	due := now
+	if req.DelayUntil != nil {
+		d, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(*req.DelayUntil))
+		if err != nil {
+			return nil, badRequest("delayUntil must be an ISO 8601 time such as 2026-01-15T10:30:00Z, not %q", *req.DelayUntil)
+		}
+		if d.After(now.Add(MaxWaitTime)) {
+			return nil, badRequest("delayUntil must be within a year from now")
+		}
+		ms := d.UnixMilli()
+		t.DelayUntil = &ms
+		due = d
+	}
+	if req.Delay != nil {
+		d, err := seconds("delay", req.Delay, 0, 0, MaxWaitTime)
+		if err != nil {
+			return nil, err
+		}
+		due = now.Add(d)
+		ms := due.UnixMilli()
+		t.DelayUntil = &ms
+	}
+
+	retries, err := integer("maxRetries", req.MaxRetries, DefaultMaxRetries, 0, 10)
+	if err != nil {
+		return nil, err
+	}
+	t.MaxRetries = retries
+
+	t.RetryBackoff = "exponential"
+	if req.RetryBackoff != nil {
+		if *req.RetryBackoff != "exponential" && *req.RetryBackoff != "linear" {
+			return nil, badRequest("retryBackoff must be \"exponential\" or \"linear\", not %q", *req.RetryBackoff)
+		}
+		t.RetryBackoff = *req.RetryBackoff
+	}
+
+	if t.Priority, err = integer("priority", req.Priority, DefaultPriority, 1, 10); err != nil {
+		return nil, err
+	}
+
+	if req.OnCompleteURL != nil && *req.OnCompleteURL != "" {
+		u, err := a.checkURL("onCompleteUrl", *req.OnCompleteURL)
+		if err != nil {
+			return nil, err
+		}
+		t.OnCompleteURL = &u
+	}
+
+	t.WaitForSignal = req.WaitForSignal != nil && *req.WaitForSignal
+	maxWait, err := seconds("maxWaitTime", req.MaxWaitTime, DefaultMaxWaitTime, time.Second, MaxWaitTime)
+	if err != nil {
+		return nil, err
+	}
+	t.MaxWaitMS = maxWait.Milliseconds()
+	if req.HeartbeatTimeout != nil {
+		if !t.WaitForSignal {
+			return nil, badRequest("heartbeatTimeout needs waitForSignal: true")
+		}
+		hb, err := seconds("heartbeatTimeout", req.HeartbeatTimeout, 0, time.Second, MaxWaitTime)
+		if err != nil {
+			return nil, err
+		}
+		ms := hb.Milliseconds()
+		t.HeartbeatTimeoutMS = &ms
+	}
+	if len(req.Provider) > 0 || len(req.PollConfig) > 0 {
+		return nil, badRequest("provider and pollConfig (AI-provider polling) are not available in this version")
+	}
+
+	if !due.After(now) {
+		t.Status = store.StatusPending
+		ms := now.UnixMilli()
+		t.DueAt = &ms
+	} else {
+		t.Status = store.StatusDelayed
+		ms := due.UnixMilli()
+		t.DueAt = &ms
+	}
+	return t, nil
+}
+
+// checkURL validates a user-supplied URL and applies the outbound policy to literal addresses.
+func (a *App) checkURL(field, raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if len(raw) > MaxURLLength {
+		return "", badRequest("%s is longer than %d characters", field, MaxURLLength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return "", badRequest("%s must be an absolute http(s) URL such as https://example.com/hook, not %q", field, raw)
+	}
+	if err := a.out.CheckURL(raw); err != nil {
+		var be *outbound.BlockedError
+		if errors.As(err, &be) {
+			return "", errorf(http.StatusUnprocessableEntity, "%s: %s", field, be.Error())
+		}
+		return "", badRequest("%s: %s", field, err.Error())
+	}
+	return raw, nil
+}
+
+// Headers a task may not set: they belong to the transport or to asyncqueue's own signing.
+var refusedHeaders = []string{"host", "content-length", "transfer-encoding", "connection", "upgrade",
+	"te", "trailer", "keep-alive", "expect"}
+
+func validHeaders(h map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(h))
+	if len(h) > MaxHeaders {
+		return nil, badRequest("headers may hold at most %d entries", MaxHeaders)
+	}
+	for k, v := range h {
+		lk := strings.ToLower(k)
+		if k == "" || strings.IndexFunc(k, func(r rune) bool {
+			return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r)
+		}) >= 0 {
+			return nil, badRequest("headers: %q is not a valid header name", k)
+		}
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return nil, badRequest("headers: the value of %s may not contain line breaks or NUL", k)
+		}
+		if slices.Contains(refusedHeaders, lk) || strings.HasPrefix(lk, "proxy-") ||
+			strings.HasPrefix(lk, "x-asyncqueue-") || strings.HasPrefix(lk, "webhook-") {
+			return nil, badRequest("headers: %s is set by asyncqueue or the HTTP transport and cannot be given", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func seconds(field string, v *float64, def, lo, hi time.Duration) (time.Duration, error) {
+	if v == nil {
+		return def, nil
+	}
+	if math.IsNaN(*v) || math.IsInf(*v, 0) || *v < lo.Seconds() || *v > hi.Seconds() {
+		return 0, badRequest("%s must be between %g and %g seconds, not %g", field, lo.Seconds(), hi.Seconds(), *v)
+	}
+	return time.Duration(*v * float64(time.Second)).Round(time.Millisecond), nil
+}
+
+func integer(field string, v *float64, def, lo, hi int) (int, error) {
+	if v == nil {
+		return def, nil
+	}
+	if *v != math.Trunc(*v) || *v < float64(lo) || *v > float64(hi) {
+		return 0, badRequest("%s must be a whole number from %d to %d, not %g", field, lo, hi, *v)
+	}
+	return int(*v), nil
+}
+
+// createTask is POST /v1/tasks.
+func (a *App) createTask(w http.ResponseWriter, r *http.Request) error {
+	teamID := teamOf(r)
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req createRequest
+	if err := decodeBytes(raw, &req); err != nil {
+		return err
+	}
+	now := time.Now()
+	task, err := a.newTask(&req, teamID, now)
+	if err != nil {
+		return err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	task.ID = id.String()
+	var token string
+	if task.WaitForSignal {
+		var h [32]byte
+		token, h = keys.NewToken()
+		task.SignalHash = h[:]
+	}
+
+	idemKey := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if len(idemKey) > 255 {
+		return badRequest("Idempotency-Key may be at most 255 characters")
+	}
+	reqHash := sha256.Sum256(raw)
+	var replayed *store.Task
+	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		if idemKey != "" {
+			prev, err := tx.Idempotency(teamID, idemKey, now.Add(-IdempotencyWindow).UnixMilli())
+			if err == nil {
+				if !bytes.Equal(prev.RequestHash, reqHash[:]) {
+					return errorf(http.StatusConflict, "Idempotency-Key %q was already used with a different request body", idemKey)
+				}
+				replayed, err = tx.Task(prev.TaskID)
+				return err
+			} else if !store.IsNotFound(err) {
+				return err
+			}
+			if err := tx.PutIdempotency(&store.Idempotency{TeamID: teamID, Key: idemKey,
+				RequestHash: reqHash[:], TaskID: task.ID, CreatedAt: now.UnixMilli()}); err != nil {
+				return err
+			}
+		}
+		if err := tx.InsertTask(task); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { a.scheduled(task) })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if replayed != nil {
+		w.Header().Set("Idempotent-Replayed", "true")
+		return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(replayed)})
+	}
+	resp := map[string]any{"task": taskJSON(task)}
+	if token != "" {
+		resp["signalToken"] = token
+	}
+	w.Header().Set("Location", "/v1/tasks/"+task.ID)
+	return writeJSON(w, http.StatusCreated, resp)
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(r.Body); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// loadTask reads a task of the caller's team.
+func (a *App) loadTask(r *http.Request) (*store.Task, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, badRequest("%q is not a task id (a UUID)", id)
+	}
+	t, err := a.store.Task(r.Context(), id)
+	if store.IsNotFound(err) {
+		return nil, errTaskNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	if t.TeamID != teamOf(r) {
+		return nil, errAccessDenied
+	}
+	return t, nil
+}
+
+// getTask is GET /v1/tasks/{id}, with ?wait=N to hold the request until the status changes.
+func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
+	wait, err := queryInt(r, "wait", 0, 0, 25)
+	if err != nil {
+		return err
+	}
+	var ch <-chan struct{}
+	var unwatch func()
+	if wait > 0 {
+		ch, unwatch = a.hub.watch(r.PathValue("id"))
+		defer unwatch()
+	}
+	t, err := a.loadTask(r)
+	if err != nil {
+		return err
+	}
+	if wait > 0 && !store.Terminal(t.Status) {
+		timer := time.NewTimer(time.Duration(wait) * time.Second)
+		defer timer.Stop()
+		status := t.Status
+		for t.Status == status {
+			select {
+			case <-ch:
+			case <-timer.C:
+				return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
+			case <-r.Context().Done():
+				return r.Context().Err()
+			}
+			if t, err = a.loadTask(r); err != nil {
+				return err
+			}
+		}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
+}
+
+// listTasks is GET /v1/tasks.
+func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := store.ListFilter{TeamID: teamOf(r)}
+	var err error
+	if f.Limit, err = queryInt(r, "limit", 20, 1, 100); err != nil {
+		return err
+	}
+	if f.Offset, err = queryInt(r, "offset", 0, 0, math.MaxInt32); err != nil {
+		return err
+	}
+	if s := q.Get("status"); s != "" {
+		for _, st := range strings.Split(s, ",") {
+			st = strings.TrimSpace(st)
+			if !slices.Contains(allStatuses, st) {
+				return badRequest("status %q is not one of %s", st, strings.Join(allStatuses, ", "))
+			}
+			f.Statuses = append(f.Statuses, st)
+		}
+	}
+	for name, dst := range map[string]*int64{"createdAfter": &f.CreatedAfter, "createdBefore": &f.CreatedBefore} {
+		if s := q.Get(name); s != "" {
+			t, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil {
+				return badRequest("%s must be an ISO 8601 time such as 2026-01-15T10:30:00Z", name)
+			}
+			*dst = t.UnixMilli()
+		}
+	}
+	f.TargetHost = q.Get("targetHost")
+	tasks, total, err := a.store.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]*TaskJSON, len(tasks))
+	for i := range tasks {
+		out[i] = taskJSON(&tasks[i])
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"tasks": out,
+		"pagination": map[string]any{"total": total, "limit": f.Limit, "offset": f.Offset,
+			"hasMore": f.Offset+len(tasks) < total},
+	})
+}
+
+var allStatuses = []string{store.StatusPending, store.StatusDelayed, store.StatusProcessing, store.StatusWaiting,
+	store.StatusPolling, store.StatusCompleted, store.StatusFailed, store.StatusTimeout, store.StatusCancelled}
+
+// getAttempts is GET /v1/tasks/{id}/attempts.
+func (a *App) getAttempts(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.loadTask(r)
+	if err != nil {
+		return err
+	}
+	as, err := a.store.Attempts(r.Context(), t.ID)
+	if err != nil {
+		return err
+	}
+	type attemptJSON struct {
+		store.Attempt
+		StartedAt string `json:"startedAt"`
+	}
+	out := make([]attemptJSON, len(as))
+	for i, at := range as {
+		out[i] = attemptJSON{Attempt: at, StartedAt: *formatTime(&at.StartedAt)}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"attempts": out})
+}
+
+// cancelTask is POST /v1/tasks/{id}/cancel.
+func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.loadTask(r)
+	if err != nil {
+		return err
+	}
+	var done *store.Task
+	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.Task(t.ID)
+		if err != nil {
+			return err
+		}
+		switch t.Status {
+		case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
+		default:
+			return errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", t.Status)
+		}
+		from := t.Status
+		a.finish(t, store.StatusCancelled, time.Now())
+		if err := tx.UpdateTask(t, from); err != nil {
+			return err
+		}
+		done = t
+		tx.AfterCommit(func() { a.scheduled(t) })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(done)})
+}
+
+// retryTask is POST /v1/tasks/{id}/retry: run a failed, timed-out or cancelled task again now.
+func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.loadTask(r)
+	if err != nil {
+		return err
+	}
+	var token string
+	var done *store.Task
+	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		t, err := tx.Task(t.ID)
+		if err != nil {
+			return err
+		}
+		switch t.Status {
+		case store.StatusFailed, store.StatusTimeout, store.StatusCancelled:
+		default:
+			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", t.Status)
+		}
+		from := t.Status
+		now := time.Now().UnixMilli()
+		t.Status = store.StatusPending
+		t.RetryCount = 0
+		t.StartResult, t.Result, t.Error = nil, nil, nil
+		t.Signal, t.BufferedSignal, t.Progress, t.LastHeartbeatAt = nil, nil, nil, nil
+		t.OnComplete = nil
+		t.WaitingSince, t.ExpiresAt, t.CompletedAt = nil, nil, nil
+		t.DueAt = &now
+		if t.WaitForSignal {
+			var h [32]byte
+			token, h = keys.NewToken()
+			t.SignalHash = h[:]
+		}
+		if err := tx.UpdateTask(t, from); err != nil {
+			return err
+		}
+		done = t
+		tx.AfterCommit(func() { a.scheduled(t) })
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	resp := map[string]any{"task": taskJSON(done)}
+	if token != "" {
+		resp["signalToken"] = token
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// finish moves t to a terminal status and arms its completion webhook, if any.
+// The caller writes t.
+func (a *App) finish(t *store.Task, status string, now time.Time) {
+	ms := now.UnixMilli()
+	t.Status = status
+	t.CompletedAt = &ms
+	t.DueAt = nil
+	if t.OnCompleteURL != nil {
+		s := `{"status":"pending","attempts":0,"lastError":null}`
+		t.OnComplete = &s
+		t.DueAt = &ms
+	}
+}
+
+func createTeam(tx *store.Tx, name string) (*store.Team, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	team := &store.Team{ID: id.String(), Name: name, WebhookSecret: newSecret(), CreatedAt: store.NowMS()}
+	return team, tx.InsertTeam(team)
+}
+
+func createKey(tx *store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return "", nil, err
+	}
+	raw, h := keys.NewAPIKey()
+	k = &store.APIKey{ID: id.String(), TeamID: teamID, Hash: h[:], Prefix: keys.DisplayPrefix(raw),
+		Name: name, CreatedAt: store.NowMS()}
+	if err := tx.InsertAPIKey(k); err != nil {
+		return "", nil, fmt.Errorf("create key: %w", err)
+	}
+	return raw, k, nil
+}
