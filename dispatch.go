@@ -139,16 +139,30 @@ func (a *App) scheduled(t *store.Task) {
 	}
 }
 
+// loaderLoop refills the timer queue as the horizon moves, and forgets old idempotency keys.
 func (d *dispatcher) loaderLoop() {
 	t := time.NewTicker(TimerHorizon / 4)
 	defer t.Stop()
-	for {
+	for i := 0; ; i++ {
 		select {
 		case <-d.runCtx.Done():
 			return
 		case <-t.C:
-			if err := d.loadTimers(d.runCtx, false); err != nil && d.runCtx.Err() == nil {
-				d.a.log.Error("load timers", "err", err)
+		}
+		if err := d.loadTimers(d.runCtx, false); err != nil && d.runCtx.Err() == nil {
+			d.a.log.Error("load timers", "err", err)
+		}
+		if i%40 == 0 { // every 10 minutes, in small batches that do not hold the writer long
+			before := time.Now().Add(-IdempotencyWindow).UnixMilli()
+			for range 100 {
+				var n int64
+				err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+					n, err = tx.PruneIdempotency(before, 500)
+					return err
+				})
+				if err != nil || n < 500 {
+					break
+				}
 			}
 		}
 	}

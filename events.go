@@ -14,9 +14,13 @@ import (
 type hub struct {
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{}
+	done     chan struct{} // closed at shutdown: long polls answer at once
+	once     sync.Once
 }
 
-func newHub() *hub { return &hub{watchers: map[string]map[chan struct{}]struct{}{}} }
+func newHub() *hub {
+	return &hub{watchers: map[string]map[chan struct{}]struct{}{}, done: make(chan struct{})}
+}
 
 // watch returns a channel that receives after each change of task id, and a function to stop.
 func (h *hub) watch(id string) (<-chan struct{}, func()) {
@@ -53,19 +57,8 @@ func (h *hub) notify(ids []string) {
 	}
 }
 
-// closeAll wakes every watcher so long polls answer before shutdown.
-func (h *hub) closeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, ws := range h.watchers {
-		for ch := range ws {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
+// closeAll makes every long poll answer now, before shutdown.
+func (h *hub) closeAll() { h.once.Do(func() { close(h.done) }) }
 
 // SecretOverlap is how long a rotated-out webhook secret keeps signing.
 const SecretOverlap = 24 * time.Hour

@@ -469,6 +469,8 @@ func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
 			case <-ch:
 			case <-timer.C:
 				return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
+			case <-a.hub.done:
+				return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
 			case <-r.Context().Done():
 				return r.Context().Err()
 			}

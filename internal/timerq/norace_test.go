@@ -1,0 +1,5 @@
+//go:build !race
+
+package timerq
+
+const raceEnabled = false
