@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,6 +200,33 @@ func decodeBytes(b []byte, v any) error {
 	}
 	if dec.More() {
 		return errorf(http.StatusBadRequest, "Request body must hold one JSON object, found more after it")
+	}
+	return exactFields(b, v)
+}
+
+// exactFields refuses top-level keys that match a field only case-insensitively
+// (encoding/json would accept "targetURL" for "targetUrl"), so spelling is exact.
+func exactFields(b []byte, v any) error {
+	rt := reflect.TypeOf(v)
+	for rt.Kind() == reflect.Pointer {
+		rt = rt.Elem()
+	}
+	if rt.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(b, &keys) != nil {
+		return nil
+	}
+	known := map[string]bool{}
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	for k := range keys {
+		if !known[k] {
+			return errorf(http.StatusBadRequest, "Unknown field %q (check its spelling; field names are case-sensitive)", k)
+		}
 	}
 	return nil
 }
