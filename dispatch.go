@@ -291,34 +291,21 @@ var errSkip = errors.New("skip")
 func (d *dispatcher) run(id string) error {
 	a := d.a
 	var t *store.Task
-	var secrets []string
 	err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
 		var err error
-		if t, err = tx.Task(id); err != nil {
-			return err
-		}
-		if t.Status != store.StatusPending {
-			return errSkip // cancelled, or already taken
-		}
-		team, err := tx.Team(t.TeamID)
-		if err != nil {
-			return err
-		}
-		secrets = team.Secrets(store.NowMS())
-		now := store.NowMS()
-		t.Status = store.StatusProcessing
-		t.Attempts++
-		if t.StartedAt == nil {
-			t.StartedAt = &now
-		}
-		t.DueAt = nil
-		return tx.UpdateTask(t, store.StatusPending)
+		t, err = tx.ClaimTask(id, store.NowMS())
+		return err
 	})
-	if errors.Is(err, errSkip) || store.IsNotFound(err) {
-		return nil
+	if store.IsNotFound(err) {
+		return nil // cancelled, or already taken
 	} else if err != nil {
 		return err
 	}
+	team, err := a.team(d.runCtx, t.TeamID)
+	if err != nil {
+		return err
+	}
+	secrets := team.Secrets(store.NowMS())
 
 	started := time.Now()
 	res, callErr := d.call(t, secrets)
@@ -413,13 +400,12 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
 	}
 	return a.store.Write(context.Background(), func(tx *store.Tx) error {
-		t, err := tx.Task(t.ID)
+		// Only an early signal can change a task while its call is in flight: re-read just that.
+		bs, err := tx.BufferedSignal(t.ID)
 		if err != nil {
 			return err
 		}
-		if t.Status != store.StatusProcessing {
-			return nil
-		}
+		t.BufferedSignal = bs
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -492,7 +478,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	a := d.a
 	event := "task." + t.Status
 	payload, _ := json.Marshal(map[string]any{"event": event, "task": taskJSON(t)})
-	team, err := a.store.Team(d.runCtx, t.TeamID)
+	team, err := a.team(d.runCtx, t.TeamID)
 	if err != nil {
 		a.log.Error("webhook: load team", "task", t.ID, "err", err)
 		return

@@ -98,5 +98,6 @@ func (a *App) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	a.setTeam(team)
 	return writeJSON(w, http.StatusOK, secretJSON(team))
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"strconv"
@@ -32,6 +33,7 @@ type ServeCmd struct {
 	ShutdownTimeout     time.Duration `help:"How long SIGTERM waits for in-flight callbacks." default:"30s" env:"ASYNCQUEUE_SHUTDOWN_TIMEOUT"`
 	Workers             int           `help:"Callbacks in flight at once." default:"100" env:"ASYNCQUEUE_WORKERS"`
 	MaxBody             int64         `help:"Largest request body accepted, in bytes." default:"1048576" env:"ASYNCQUEUE_MAX_BODY"`
+	PprofAddr           string        `help:"Serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty." env:"ASYNCQUEUE_PPROF_ADDR"`
 }
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down in order:
@@ -119,6 +121,16 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if c.PprofAddr != "" {
+		go func() {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			ps := &http.Server{Addr: c.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			log.Warn("pprof listening", "addr", c.PprofAddr, "err", ps.ListenAndServe())
+		}()
+	}
 
 	select {
 	case err := <-errc:

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/iplimit"
-	"github.com/asyncqueue/asyncqueue/internal/keys"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
 	"github.com/asyncqueue/asyncqueue/internal/timerq"
@@ -39,6 +38,10 @@ type App struct {
 	// Guarded by horizonMu, which both the loader and the write paths take (see dispatch.go).
 	horizonMu   sync.Mutex
 	loadedUntil int64
+
+	keyCache  sync.Map // [32]byte key hash → keyEntry
+	teamMu    sync.Mutex
+	teamCache map[string]*store.Team
 }
 
 // Error is what handlers return; it maps to a status and a message a user can act on.
@@ -117,38 +120,6 @@ func (a *App) handle(h func(http.ResponseWriter, *http.Request) error) http.Hand
 		}
 		writeJSON(w, e.Status, map[string]string{"error": e.Message})
 	})
-}
-
-// authenticated resolves the API key (Bearer or X-API-Key) to its team.
-func (a *App) authenticated(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		raw := r.Header.Get("X-API-Key")
-		if auth := r.Header.Get("Authorization"); raw == "" && auth != "" {
-			scheme, token, ok := strings.Cut(auth, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
-				return errKeyInvalid
-			}
-			raw = strings.TrimSpace(token)
-		}
-		if raw == "" {
-			return errKeyRequired
-		}
-		// A key with a bad checksum cannot exist: refuse it without touching the database.
-		if !keys.ValidAPIKey(raw) {
-			return errKeyInvalid
-		}
-		h2 := keys.Hash(raw)
-		k, err := a.store.APIKeyByHash(r.Context(), h2[:])
-		if store.IsNotFound(err) {
-			return errKeyInvalid
-		} else if err != nil {
-			return err
-		}
-		if k.RevokedAt != nil || !keys.Equal([32]byte(k.Hash), h2) {
-			return errKeyInvalid
-		}
-		return h(w, r.WithContext(context.WithValue(r.Context(), teamKey, k.TeamID)))
-	}
 }
 
 func teamOf(r *http.Request) string { return r.Context().Value(teamKey).(string) }

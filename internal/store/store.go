@@ -50,6 +50,12 @@ type Store struct {
 
 	statsMu sync.Mutex
 	stats   WriteStats
+
+	// Prepared statements, by SQL text: parsing SQL cost more than running it.
+	stmtMu sync.Mutex
+	wStmts map[string]*sqlx.Stmt      // on the writer connection
+	wNamed map[string]*sqlx.NamedStmt // on the writer connection
+	rStmts map[string]*sqlx.Stmt      // on the read pool (prepared per connection on first use)
 }
 
 // WriteStats count the group commits.
@@ -128,7 +134,24 @@ func Open(path string, o Options) (*Store, error) {
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
 
-	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{})}
+	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{}),
+		wStmts: map[string]*sqlx.Stmt{}, wNamed: map[string]*sqlx.NamedStmt{}, rStmts: map[string]*sqlx.Stmt{}}
+	for _, q := range hotQueries {
+		st, err := w.Preparex(q)
+		if err != nil {
+			s.closeHandles()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.wStmts[q] = st
+	}
+	for _, q := range hotNamed {
+		st, err := w.PrepareNamed(q)
+		if err != nil {
+			s.closeHandles()
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		s.wNamed[q] = st
+	}
 	go s.loop()
 	return s, nil
 }
@@ -155,10 +178,31 @@ func migrate(w *sqlx.DB, schema string) error {
 	return tx.Commit()
 }
 
+// The statements every write runs; prepared once at Open on the writer connection.
+var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
+	qClaimTask, qBufferedSignal}
+
+var hotNamed = []string{qInsertTask, qUpdateTask, qInsertAttempt}
+
 // Close stops the write loop (after the queued writes) and closes both handles.
 func (s *Store) Close() error {
 	s.close.Do(func() { close(s.reqs) })
 	<-s.done
+	return s.closeHandles()
+}
+
+func (s *Store) closeHandles() error {
+	s.stmtMu.Lock()
+	for _, st := range s.wStmts {
+		st.Close()
+	}
+	for _, st := range s.wNamed {
+		st.Close()
+	}
+	for _, st := range s.rStmts {
+		st.Close()
+	}
+	s.stmtMu.Unlock()
 	return errors.Join(s.R.Close(), s.W.Close())
 }
 
@@ -210,22 +254,22 @@ func (s *Store) loop() {
 }
 
 func (s *Store) commit(batch []*writeReq) {
-	tx, err := s.W.Beginx()
+	sqltx, err := s.W.Beginx()
 	if err != nil {
 		for _, r := range batch {
 			r.errc <- fmt.Errorf("begin: %w", err)
 		}
 		return
 	}
+	tx := &Tx{Tx: sqltx, s: s}
 	var changed []string
-	ok := 0
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
 			r.errc <- r.ctx.Err()
 			r.errc = nil
 			continue
 		}
-		t := &Tx{Tx: tx}
+		t := &Tx{Tx: sqltx, s: s}
 		r.tx = t
 		if _, err := tx.Exec("savepoint w"); err != nil {
 			r.errc <- err
@@ -248,11 +292,10 @@ func (s *Store) commit(batch []*writeReq) {
 			continue
 		}
 		changed = append(changed, t.changed...)
-		ok++
 	}
-	err = tx.Commit()
+	err = sqltx.Commit()
 	if err != nil {
-		tx.Rollback()
+		sqltx.Rollback()
 		err = fmt.Errorf("commit: %w", err)
 	}
 	s.statsMu.Lock()
@@ -284,11 +327,90 @@ func runFn(fn func(*Tx) error, t *Tx) (err error) {
 	return fn(t)
 }
 
-// Tx is one request's view of a shared write transaction.
+// Tx is one request's view of a shared write transaction. Its Get, Select, Exec and
+// NamedExec run cached prepared statements.
 type Tx struct {
 	*sqlx.Tx
+	s       *Store
 	changed []string
 	after   []func()
+}
+
+// Get runs a query that returns one row into dest.
+func (t *Tx) Get(dest any, query string, args ...any) error {
+	if st, ok := t.s.wStmt(query); ok {
+		return t.Stmtx(st).Get(dest, args...)
+	}
+	return t.Tx.Get(dest, query, args...)
+}
+
+// Select runs a query into the slice dest.
+func (t *Tx) Select(dest any, query string, args ...any) error {
+	if st, ok := t.s.wStmt(query); ok {
+		return t.Stmtx(st).Select(dest, args...)
+	}
+	return t.Tx.Select(dest, query, args...)
+}
+
+// Exec runs a statement.
+func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	if st, ok := t.s.wStmt(query); ok {
+		return t.Stmtx(st).Exec(args...)
+	}
+	return t.Tx.Exec(query, args...)
+}
+
+// NamedExec runs a statement with :name parameters taken from arg's db tags.
+func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
+	t.s.stmtMu.Lock()
+	st, ok := t.s.wNamed[query]
+	t.s.stmtMu.Unlock()
+	if !ok {
+		return t.Tx.NamedExec(query, arg)
+	}
+	return t.NamedStmt(st).Exec(arg)
+}
+
+// wStmt returns the writer's prepared statement for query, if it is one of the hot ones
+// prepared at Open. (Preparing inside a write would wait for the one connection the
+// write itself holds.)
+func (s *Store) wStmt(query string) (*sqlx.Stmt, bool) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	st, ok := s.wStmts[query]
+	return st, ok
+}
+
+func (s *Store) rStmt(query string) (*sqlx.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.rStmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.R.Preparex(query)
+	if err != nil {
+		return nil, err
+	}
+	s.rStmts[query] = st
+	return st, nil
+}
+
+// get reads one row through a cached statement of the read pool.
+func (s *Store) get(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := s.rStmt(query)
+	if err != nil {
+		return err
+	}
+	return st.GetContext(ctx, dest, args...)
+}
+
+// sel reads rows through a cached statement of the read pool.
+func (s *Store) sel(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := s.rStmt(query)
+	if err != nil {
+		return err
+	}
+	return st.SelectContext(ctx, dest, args...)
 }
 
 // Changed records that the task changed, for OnCommit.

@@ -74,14 +74,40 @@ const taskCols = `id, team_id, status, target_url, method, headers, body, timeou
 	buffered_signal, progress, last_heartbeat_at, on_complete, created_at, started_at,
 	waiting_since, expires_at, completed_at, due_at`
 
+var (
+	qInsertTask   = `insert into tasks (` + taskCols + `) values (` + namedCols(taskCols) + `)`
+	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
+	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ?`
+	qUpdateTask   = `update tasks set status = :status, headers = :headers,
+		retry_count = :retry_count, attempts = :attempts, start_result = :start_result,
+		result = :result, error = :error, signal_hash = :signal_hash, signal = :signal,
+		buffered_signal = :buffered_signal, progress = :progress,
+		last_heartbeat_at = :last_heartbeat_at, on_complete = :on_complete,
+		started_at = :started_at, waiting_since = :waiting_since, expires_at = :expires_at,
+		completed_at = :completed_at, due_at = :due_at
+		where id = :id and status = :expect_status`
+	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
+		started_at = coalesce(started_at, ?), due_at = null
+		where id = ? and status = 'pending' returning ` + taskCols
+	qBufferedSignal = `select buffered_signal from tasks where id = ?`
+	qInsertAttempt  = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
+		values (:task_id, :attempt, :started_at, :duration_ms, :status_code, :error)`
+)
+
 // InsertTask adds a new task.
 func (t *Tx) InsertTask(task *Task) error {
-	_, err := t.NamedExec(`insert into tasks (`+taskCols+`) values (`+namedCols(taskCols)+`)`, task)
+	_, err := t.NamedExec(qInsertTask, task)
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
 	t.Changed(task.ID)
 	return nil
+}
+
+// updateArgs binds a task and the status it must still have.
+type updateArgs struct {
+	*Task
+	ExpectStatus string `db:"expect_status"`
 }
 
 // ErrStale is returned by UpdateTask when the row is no longer in the expected status.
@@ -91,14 +117,7 @@ var ErrStale = errors.New("store: task changed concurrently")
 // (compare-and-set). Inside the single writer this never fails for a row read in the same
 // Tx; it guards the read-modify-write against misuse.
 func (t *Tx) UpdateTask(task *Task, from string) error {
-	res, err := t.NamedExec(`update tasks set status = :status, headers = :headers,
-		retry_count = :retry_count, attempts = :attempts, start_result = :start_result,
-		result = :result, error = :error, signal_hash = :signal_hash, signal = :signal,
-		buffered_signal = :buffered_signal, progress = :progress,
-		last_heartbeat_at = :last_heartbeat_at, on_complete = :on_complete,
-		started_at = :started_at, waiting_since = :waiting_since, expires_at = :expires_at,
-		completed_at = :completed_at, due_at = :due_at
-		where id = :id and status = '`+from+`'`, task)
+	res, err := t.NamedExec(qUpdateTask, updateArgs{task, from})
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
@@ -109,10 +128,28 @@ func (t *Tx) UpdateTask(task *Task, from string) error {
 	return nil
 }
 
+// ClaimTask moves a pending task to processing and returns it; sql.ErrNoRows when it is
+// no longer pending (cancelled, or taken).
+func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
+	var task Task
+	if err := t.Get(&task, qClaimTask, now, id); err != nil {
+		return nil, err
+	}
+	t.Changed(id)
+	return &task, nil
+}
+
+// BufferedSignal reads just the early signal of a task.
+func (t *Tx) BufferedSignal(id string) (*string, error) {
+	var s *string
+	err := t.Get(&s, qBufferedSignal, id)
+	return s, err
+}
+
 // Task reads one task inside the write transaction.
 func (t *Tx) Task(id string) (*Task, error) {
 	var task Task
-	if err := t.Get(&task, `select `+taskCols+` from tasks where id = ?`, id); err != nil {
+	if err := t.Get(&task, qTaskByID, id); err != nil {
 		return nil, err
 	}
 	return &task, nil
@@ -121,7 +158,7 @@ func (t *Tx) Task(id string) (*Task, error) {
 // TaskBySignal finds a task by the SHA-256 of its signal token.
 func (t *Tx) TaskBySignal(hash []byte) (*Task, error) {
 	var task Task
-	if err := t.Get(&task, `select `+taskCols+` from tasks where signal_hash = ?`, hash); err != nil {
+	if err := t.Get(&task, qTaskBySignal, hash); err != nil {
 		return nil, err
 	}
 	return &task, nil
@@ -129,8 +166,7 @@ func (t *Tx) TaskBySignal(hash []byte) (*Task, error) {
 
 // InsertAttempt records one call of a task's target.
 func (t *Tx) InsertAttempt(a Attempt) error {
-	_, err := t.NamedExec(`insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
-		values (:task_id, :attempt, :started_at, :duration_ms, :status_code, :error)`, a)
+	_, err := t.NamedExec(qInsertAttempt, a)
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
 	}
@@ -160,7 +196,7 @@ type Attempt struct {
 // Task reads one task from the read pool.
 func (s *Store) Task(ctx context.Context, id string) (*Task, error) {
 	var task Task
-	if err := s.R.GetContext(ctx, &task, `select `+taskCols+` from tasks where id = ?`, id); err != nil {
+	if err := s.get(ctx, &task, qTaskByID, id); err != nil {
 		return nil, err
 	}
 	return &task, nil
@@ -169,7 +205,7 @@ func (s *Store) Task(ctx context.Context, id string) (*Task, error) {
 // TaskBySignal finds a task by the SHA-256 of its signal token, from the read pool.
 func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*Task, error) {
 	var task Task
-	if err := s.R.GetContext(ctx, &task, `select `+taskCols+` from tasks where signal_hash = ?`, hash); err != nil {
+	if err := s.get(ctx, &task, qTaskBySignal, hash); err != nil {
 		return nil, err
 	}
 	return &task, nil
@@ -178,7 +214,7 @@ func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*Task, error) {
 // Attempts lists a task's attempts in order.
 func (s *Store) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	var as []Attempt
-	err := s.R.SelectContext(ctx, &as, `select task_id, attempt, started_at, duration_ms, status_code, error
+	err := s.sel(ctx, &as, `select task_id, attempt, started_at, duration_ms, status_code, error
 		from attempts where task_id = ? order by attempt`, taskID)
 	return as, err
 }
@@ -223,12 +259,12 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
 	}
 	cond := strings.Join(where, " and ")
 	var total int
-	if err := s.R.GetContext(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
+	if err := s.get(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("count tasks: %w", err)
 	}
 	var tasks []Task
 	q := `select ` + taskCols + ` from tasks where ` + cond + ` order by id desc limit ? offset ?`
-	if err := s.R.SelectContext(ctx, &tasks, q, append(args, f.Limit, f.Offset)...); err != nil {
+	if err := s.sel(ctx, &tasks, q, append(args, f.Limit, f.Offset)...); err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	return tasks, total, nil
@@ -249,7 +285,7 @@ type Timer struct {
 // due_at < until, in due order, at most limit. It reads only the partial index.
 func (s *Store) DueBefore(ctx context.Context, afterDue int64, afterID string, until int64, limit int) ([]Timer, error) {
 	var ts []Timer
-	err := s.R.SelectContext(ctx, &ts, `select id, due_at from tasks indexed by tasks_due_at_idx
+	err := s.sel(ctx, &ts, `select id, due_at from tasks indexed by tasks_due_at_idx
 		where due_at is not null and due_at < ? and (due_at > ? or (due_at = ? and id > ?))
 		order by due_at, id limit ?`, until, afterDue, afterDue, afterID, limit)
 	return ts, err

@@ -76,10 +76,12 @@ func (t *Tx) TeamByName(name string) (*Team, error) {
 	return &team, nil
 }
 
+const qTeamByID = `select * from teams where id = ?`
+
 // Team reads a team inside a write.
 func (t *Tx) Team(id string) (*Team, error) {
 	var team Team
-	if err := t.Get(&team, `select * from teams where id = ?`, id); err != nil {
+	if err := t.Get(&team, qTeamByID, id); err != nil {
 		return nil, err
 	}
 	return &team, nil
@@ -105,7 +107,7 @@ func (t *Tx) RotateSecret(teamID, secret string, prevUntil int64) error {
 // Team reads a team.
 func (s *Store) Team(ctx context.Context, id string) (*Team, error) {
 	var team Team
-	if err := s.R.GetContext(ctx, &team, `select * from teams where id = ?`, id); err != nil {
+	if err := s.get(ctx, &team, qTeamByID, id); err != nil {
 		return nil, err
 	}
 	return &team, nil
@@ -114,14 +116,14 @@ func (s *Store) Team(ctx context.Context, id string) (*Team, error) {
 // Teams lists all teams.
 func (s *Store) Teams(ctx context.Context) ([]Team, error) {
 	var ts []Team
-	err := s.R.SelectContext(ctx, &ts, `select * from teams order by created_at, name`)
+	err := s.sel(ctx, &ts, `select * from teams order by created_at, name`)
 	return ts, err
 }
 
 // APIKeyByHash finds a live or revoked key by its hash.
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error) {
 	var k APIKey
-	if err := s.R.GetContext(ctx, &k, `select * from api_keys where hash = ?`, hash); err != nil {
+	if err := s.get(ctx, &k, `select * from api_keys where hash = ?`, hash); err != nil {
 		return nil, err
 	}
 	return &k, nil
@@ -132,9 +134,9 @@ func (s *Store) APIKeys(ctx context.Context, teamID string) ([]APIKey, error) {
 	var ks []APIKey
 	var err error
 	if teamID == "" {
-		err = s.R.SelectContext(ctx, &ks, `select * from api_keys order by created_at`)
+		err = s.sel(ctx, &ks, `select * from api_keys order by created_at`)
 	} else {
-		err = s.R.SelectContext(ctx, &ks, `select * from api_keys where team_id = ? order by created_at`, teamID)
+		err = s.sel(ctx, &ks, `select * from api_keys where team_id = ? order by created_at`, teamID)
 	}
 	return ks, err
 }
