@@ -242,6 +242,25 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 		return nil
 	case t.Status == store.StatusDelayed:
 		t.Status = store.StatusPending
+	case t.Status == store.StatusPolling && t.ExpiresAt != nil && nowMS >= *t.ExpiresAt:
+		var cfgMax float64
+		if t.ExpiresAt != nil && t.WaitingSince != nil {
+			cfgMax = float64(*t.ExpiresAt-*t.WaitingSince) / 1000
+		}
+		msg := fmt.Sprintf("Polling did not finish within maxDuration (%gs)", cfgMax)
+		t.Error = &msg
+		a.finish(t, store.StatusTimeout, now)
+	case t.Status == store.StatusPolling:
+		// Lease the poll: after a crash mid-poll the timer fires again on restart.
+		lease := min(*t.ExpiresAt, now.Add(time.Duration(t.TimeoutMS)*time.Millisecond+5*time.Second).UnixMilli())
+		t.DueAt = &lease
+		tx.AfterCommit(func() {
+			d.workers.Add(1)
+			go func() {
+				defer d.workers.Done()
+				d.poll(t)
+			}()
+		})
 	case t.Status == store.StatusWaiting:
 		if t.ExpiresAt != nil && nowMS >= *t.ExpiresAt {
 			msg := fmt.Sprintf("No signal received within maxWaitTime (%gs)", float64(t.MaxWaitMS)/1000)
@@ -321,14 +340,16 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	defer cancel()
 	var body []byte
 	if t.Body != nil && t.Method != http.MethodGet {
-		body = []byte(*t.Body)
+		body = []byte(d.a.withCallbackURL(t, *t.Body))
 	}
-	req, err := http.NewRequestWithContext(ctx, t.Method, t.TargetURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, t.Method, d.a.withCallbackURL(t, t.TargetURL), bytes.NewReader(body))
+	if err != nil {
+		return nil, &permanentError{"Invalid target URL: " + err.Error()}
+	}
+	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, hdrMap(t))
 	if err != nil {
 		return nil, err
 	}
-	var hdrs map[string]string
-	json.Unmarshal([]byte(t.Headers), &hdrs)
 	for k, v := range hdrs {
 		req.Header.Set(k, v)
 	}
@@ -393,7 +414,11 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 	dur := time.Since(started)
 	answered := callErr == nil && res.StatusCode < 500
 	var errMsg string
+	var perm *permanentError
+	permanent := errors.As(callErr, &perm)
 	switch {
+	case permanent:
+		errMsg = perm.msg
 	case callErr != nil:
 		errMsg = outbound.DescribeError(callErr, time.Duration(t.TimeoutMS)*time.Millisecond)
 	case !answered:
@@ -418,7 +443,17 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		}
 		now := time.Now()
 		switch {
-		case answered && t.WaitForSignal:
+		case answered && t.PollConfig != nil:
+			r := resultJSON(res)
+			t.StartResult = &r
+			if t.BufferedSignal != nil { // a provider callback came first
+				var sig signalBody
+				json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+				a.resolve(t, &sig, *t.BufferedSignal, now)
+			} else {
+				a.startPolling(t, now)
+			}
+		case answered && (t.WaitForSignal || t.CallbackNonce != nil):
 			r := resultJSON(res)
 			t.StartResult = &r
 			if t.BufferedSignal != nil {
@@ -433,7 +468,7 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 			t.Result = &r
 			t.Error = nil
 			a.finish(t, store.StatusCompleted, now)
-		case t.RetryCount < t.MaxRetries:
+		case t.RetryCount < t.MaxRetries && !permanent:
 			t.RetryCount++
 			t.Error = &errMsg
 			t.Status = store.StatusDelayed
@@ -477,7 +512,7 @@ type webhookState struct {
 func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	a := d.a
 	event := "task." + t.Status
-	payload, _ := json.Marshal(map[string]any{"event": event, "task": taskJSON(t)})
+	payload, _ := json.Marshal(map[string]any{"event": event, "task": a.taskJSON(t)})
 	team, err := a.team(d.runCtx, t.TeamID)
 	if err != nil {
 		a.log.Error("webhook: load team", "task", t.ID, "err", err)

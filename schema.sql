@@ -47,6 +47,11 @@ create table if not exists tasks (
   result text,
   error text,
   signal_hash blob unique,      -- SHA-256 of the one-time signal token
+  callback_hash blob unique,    -- SHA-256 of the provider callback id
+  callback_nonce blob,          -- the callback id is HMAC(vault key, nonce): never stored itself
+  provider text,                -- built-in polling template id
+  poll_config text,             -- polling configuration (JSON), resolved at create
+  poll_count integer not null default 0,
   signal text,                  -- the signal that resolved the task (for idempotent replay)
   buffered_signal text,         -- a signal that arrived before the callback was answered
   progress text,
@@ -69,6 +74,18 @@ create index if not exists tasks_team_id_status_id_idx on tasks (team_id, status
 -- Crash recovery: tasks caught mid-call go back to pending at start-up.
 create index if not exists tasks_processing_idx on tasks (id) where status = 'processing';
 
+-- Token Vault: secrets sealed with AES-256-GCM (internal/vault), resolved only when sending.
+create table if not exists vault_tokens (
+  id text primary key,          -- tok_…
+  team_id text not null references teams (id),
+  name text not null,
+  sealed blob not null,
+  created_at integer not null,
+  deleted_at integer
+) strict;
+
+create index if not exists vault_tokens_team_id_idx on vault_tokens (team_id);
+
 create table if not exists attempts (
   task_id text not null references tasks (id) on delete cascade,
   attempt integer not null,
@@ -89,3 +106,21 @@ create table if not exists idempotency_keys (
 ) strict, without rowid;
 
 create index if not exists idempotency_keys_created_at_idx on idempotency_keys (created_at);
+
+-- Admin page (admin.go, internal/store/admin.go).
+-- A login session is stored only as the SHA-256 of its random id; it ends at expires_at, at
+-- logout, or as soon as the API key it was opened with is revoked.
+create table if not exists admin_sessions (
+  id_hash blob primary key,
+  team_id text not null references teams (id),
+  key_id text not null references api_keys (id),
+  created_at integer not null,
+  expires_at integer not null
+) strict, without rowid;
+
+create index if not exists admin_sessions_expires_at_idx on admin_sessions (expires_at);
+-- Completed/failed per minute over the last hour, read from the index alone.
+create index if not exists tasks_team_id_completed_at_status_idx on tasks (team_id, completed_at, status)
+  where completed_at is not null;
+-- The waiting tasks that expire soonest.
+create index if not exists tasks_team_id_expires_at_idx on tasks (team_id, expires_at) where status = 'waiting';

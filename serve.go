@@ -19,6 +19,7 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
 	"github.com/asyncqueue/asyncqueue/internal/timerq"
+	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
 // ServeCmd runs the server.
@@ -33,6 +34,7 @@ type ServeCmd struct {
 	ShutdownTimeout     time.Duration `help:"How long SIGTERM waits for in-flight callbacks." default:"30s" env:"ASYNCQUEUE_SHUTDOWN_TIMEOUT"`
 	Workers             int           `help:"Callbacks in flight at once." default:"100" env:"ASYNCQUEUE_WORKERS"`
 	MaxBody             int64         `help:"Largest request body accepted, in bytes." default:"1048576" env:"ASYNCQUEUE_MAX_BODY"`
+	VaultKey            string        `help:"Token Vault key: 32 bytes as 64 hex characters or base64 (default: a key file beside the database, created on first start)." env:"ASYNCQUEUE_VAULT_KEY"`
 	PprofAddr           string        `help:"Serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty." env:"ASYNCQUEUE_PPROF_ADDR"`
 }
 
@@ -83,11 +85,35 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		ready:       newReadyQueue(),
 		hub:         newHub(),
 		signalLimit: iplimit.New(c.SignalRateLimit, 100_000),
+		// Provider callbacks get their own budget, as large as the signals' (SPEC §6: 30/min).
+		callbackLimit: iplimit.New(c.SignalRateLimit, 100_000),
 		out: outbound.New(outbound.Options{
 			Policy:    &policy,
 			UserAgent: "asyncqueue/" + Version(),
 		}),
 	}
+	var key []byte
+	if c.VaultKey != "" {
+		if key, err = vault.ParseKey(c.VaultKey); err != nil {
+			ln.Close()
+			return fmt.Errorf("--vault-key: %w", err)
+		}
+	} else {
+		var created bool
+		if key, created, err = vault.LoadOrCreateKeyFile(cli.DB + ".vault-key"); err != nil {
+			ln.Close()
+			return fmt.Errorf("vault key file: %w", err)
+		}
+		if created {
+			log.Warn("created a Token Vault key file beside the database; back it up with the database, or pass --vault-key",
+				"file", cli.DB+".vault-key")
+		}
+	}
+	if app.vault, err = vault.New(key); err != nil {
+		ln.Close()
+		return err
+	}
+	app.vaultKey = key
 	st, err := openStore(cli.DB, c.Sync, app.hub.notify)
 	if err != nil {
 		ln.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
 	"github.com/asyncqueue/asyncqueue/internal/timerq"
+	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
 // App is the running server: the HTTP API and, through its dispatcher, the workers and timers.
@@ -33,6 +34,10 @@ type App struct {
 	ready       *readyQueue
 	hub         *hub
 	signalLimit *iplimit.Limiter
+
+	callbackLimit *iplimit.Limiter
+	vault         *vault.Cipher
+	vaultKey      []byte // also keys the HMAC that makes callback ids
 
 	// loadedUntil is the timer horizon: every timer due before it is in a.timers.
 	// Guarded by horizonMu, which both the loader and the write paths take (see dispatch.go).
@@ -84,6 +89,11 @@ func (a *App) routes() http.Handler {
 	api("POST /v1/tasks/{id}/signal", a.signalTaskByID)
 	api("GET /v1/webhook-secret", a.getWebhookSecret)
 	api("POST /v1/webhook-secret/rotate", a.rotateWebhookSecret)
+	api("POST /v1/tokens", a.createToken)
+	api("GET /v1/tokens", a.listTokens)
+	api("DELETE /v1/tokens/{id}", a.deleteToken)
+	open("GET /v1/providers", a.listProviders)
+	open("POST /v1/callbacks/{id}", a.limited(a.callbackLimit, "callback", a.callback))
 	open("POST /v1/signals/{token}", a.signalLimited(a.signalByToken))
 	open("GET /v1/signals/{token}", a.signalLimited(a.getSignal))
 	open("POST /v1/signals/{token}/heartbeat", a.signalLimited(a.heartbeat))
@@ -94,6 +104,7 @@ func (a *App) routes() http.Handler {
 	open("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "No route for %s %s", r.Method, r.URL.Path)
 	})
+	mux.Handle("/", a.adminHandler()) // the admin page (admin.go)
 	return a.logRequests(mux)
 }
 

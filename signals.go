@@ -121,7 +121,7 @@ func (a *App) writeSignalOutcome(w http.ResponseWriter, o *signalOutcome) error 
 	if o.replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	resp := map[string]any{"task": taskJSON(o.task)}
+	resp := map[string]any{"task": a.taskJSON(o.task)}
 	if o.status == http.StatusAccepted {
 		resp["buffered"] = true
 	}
@@ -255,19 +255,25 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(done)})
+	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(done)})
 }
 
 // signalLimited applies the per-client-IP limit to every request of the signal endpoints,
 // whatever its outcome.
 func (a *App) signalLimited(h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
+	return a.limited(a.signalLimit, "signal", h)
+}
+
+// limited applies a per-client-IP limit; the client IP is the socket peer unless a trusted
+// proxy forwarded the request.
+func (a *App) limited(l *iplimit.Limiter, what string, h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ip := iplimit.ClientIP(r, a.trusted)
-		if ok, retry := a.signalLimit.Allow(ip); !ok {
+		if ok, retry := l.Allow(ip); !ok {
 			secs := int(retry.Round(time.Second) / time.Second)
 			secs = max(secs, 1)
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			return errorf(http.StatusTooManyRequests, "Too many signal requests from your address; retry in %d s", secs)
+			return errorf(http.StatusTooManyRequests, "Too many %s requests from your address; retry in %d s", what, secs)
 		}
 		return h(w, r)
 	}

@@ -76,6 +76,9 @@ type TaskJSON struct {
 	LastHeartbeatAt  *string           `json:"lastHeartbeatAt"`
 	BufferedSignal   json.RawMessage   `json:"bufferedSignal"`
 	OnComplete       json.RawMessage   `json:"onComplete"`
+	Provider         *string           `json:"provider"`
+	PollConfig       json.RawMessage   `json:"pollConfig"`
+	CallbackID       *string           `json:"callbackId"`
 	CreatedAt        string            `json:"createdAt"`
 	StartedAt        *string           `json:"startedAt"`
 	WaitingSince     *string           `json:"waitingSince"`
@@ -93,6 +96,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 		StartResult: rawJSON(t.StartResult), Result: rawJSON(t.Result), Error: t.Error,
 		Progress: rawJSON(t.Progress), LastHeartbeatAt: formatTime(t.LastHeartbeatAt),
 		BufferedSignal: rawJSON(t.BufferedSignal), OnComplete: rawJSON(t.OnComplete),
+		Provider: t.Provider, PollConfig: rawJSON(t.PollConfig),
 		CreatedAt: *formatTime(&t.CreatedAt), StartedAt: formatTime(t.StartedAt),
 		WaitingSince: formatTime(t.WaitingSince), ExpiresAt: formatTime(t.ExpiresAt),
 		CompletedAt: formatTime(t.CompletedAt),
@@ -103,6 +107,16 @@ func taskJSON(t *store.Task) *TaskJSON {
 	}
 	v.Headers = map[string]string{}
 	json.Unmarshal([]byte(t.Headers), &v.Headers)
+	return v
+}
+
+// taskJSON is the API view of t, with its callback id rebuilt from the nonce.
+func (a *App) taskJSON(t *store.Task) *TaskJSON {
+	v := taskJSON(t)
+	if t.CallbackNonce != nil && a.vaultKey != nil {
+		id := a.callbackID(t.CallbackNonce)
+		v.CallbackID = &id
+	}
 	return v
 }
 
@@ -262,8 +276,17 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 		ms := hb.Milliseconds()
 		t.HeartbeatTimeoutMS = &ms
 	}
-	if len(req.Provider) > 0 || len(req.PollConfig) > 0 {
-		return nil, badRequest("provider and pollConfig (AI-provider polling) are not available in this version")
+	if t.Provider, t.PollConfig, err = pollSettings(req.Provider, req.PollConfig); err != nil {
+		return nil, err
+	}
+	if t.PollConfig != nil && t.WaitForSignal {
+		return nil, badRequest("A task either polls a provider (provider/pollConfig) or waits for a signal (waitForSignal), not both")
+	}
+	if usesCallback(t) {
+		if t.PollConfig != nil {
+			return nil, badRequest("A task either polls a provider or receives its callback (%s), not both", CallbackPlaceholder)
+		}
+		a.newCallback(t)
 	}
 
 	if !due.After(now) {
@@ -374,6 +397,9 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) error {
 		task.SignalHash = h[:]
 	}
 
+	if err := a.checkTokenRefs(r.Context(), teamID, hdrMap(task)); err != nil {
+		return err
+	}
 	idemKey := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
 	if len(idemKey) > 255 {
 		return badRequest("Idempotency-Key may be at most 255 characters")
@@ -408,14 +434,23 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	if replayed != nil {
 		w.Header().Set("Idempotent-Replayed", "true")
-		return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(replayed)})
+		return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(replayed)})
 	}
-	resp := map[string]any{"task": taskJSON(task)}
+	resp := map[string]any{"task": a.taskJSON(task)}
 	if token != "" {
 		resp["signalToken"] = token
 	}
+	if task.CallbackNonce != nil {
+		resp["callbackUrl"] = a.callbackURL(task.CallbackNonce)
+	}
 	w.Header().Set("Location", "/v1/tasks/"+task.ID)
 	return writeJSON(w, http.StatusCreated, resp)
+}
+
+func hdrMap(t *store.Task) map[string]string {
+	var h map[string]string
+	json.Unmarshal([]byte(t.Headers), &h)
+	return h
 }
 
 func readBody(r *http.Request) ([]byte, error) {
@@ -468,9 +503,9 @@ func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
 			select {
 			case <-ch:
 			case <-timer.C:
-				return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
+				return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(t)})
 			case <-a.hub.done:
-				return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
+				return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(t)})
 			case <-r.Context().Done():
 				return r.Context().Err()
 			}
@@ -479,7 +514,7 @@ func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(t)})
+	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(t)})
 }
 
 // listTasks is GET /v1/tasks.
@@ -518,7 +553,7 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := make([]*TaskJSON, len(tasks))
 	for i := range tasks {
-		out[i] = taskJSON(&tasks[i])
+		out[i] = a.taskJSON(&tasks[i])
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"tasks": out,
@@ -580,7 +615,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": taskJSON(done)})
+	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(done)})
 }
 
 // retryTask is POST /v1/tasks/{id}/retry: run a failed, timed-out or cancelled task again now.
@@ -615,6 +650,10 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 			token, h = keys.NewToken()
 			t.SignalHash = h[:]
 		}
+		if t.CallbackNonce != nil {
+			a.newCallback(t) // the spent callback id stops working
+		}
+		t.PollCount = 0
 		if err := tx.UpdateTask(t, from); err != nil {
 			return err
 		}
@@ -625,9 +664,12 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := map[string]any{"task": taskJSON(done)}
+	resp := map[string]any{"task": a.taskJSON(done)}
 	if token != "" {
 		resp["signalToken"] = token
+	}
+	if done.CallbackNonce != nil {
+		resp["callbackUrl"] = a.callbackURL(done.CallbackNonce)
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

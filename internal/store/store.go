@@ -180,7 +180,7 @@ func migrate(w *sqlx.DB, schema string) error {
 
 // The statements every write runs; prepared once at Open on the writer connection.
 var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
-	qClaimTask, qBufferedSignal}
+	qClaimTask, qBufferedSignal, qTaskByCallback}
 
 var hotNamed = []string{qInsertTask, qUpdateTask, qInsertAttempt}
 

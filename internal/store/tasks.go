@@ -55,6 +55,11 @@ type Task struct {
 	Result             *string `db:"result"`
 	Error              *string `db:"error"`
 	SignalHash         []byte  `db:"signal_hash"`
+	CallbackHash       []byte  `db:"callback_hash"`
+	CallbackNonce      []byte  `db:"callback_nonce"`
+	Provider           *string `db:"provider"`
+	PollConfig         *string `db:"poll_config"`
+	PollCount          int     `db:"poll_count"`
 	Signal             *string `db:"signal"`
 	BufferedSignal     *string `db:"buffered_signal"`
 	Progress           *string `db:"progress"`
@@ -70,7 +75,8 @@ type Task struct {
 
 const taskCols = `id, team_id, status, target_url, method, headers, body, timeout_ms, delay_until,
 	max_retries, retry_backoff, priority, on_complete_url, wait_for_signal, max_wait_ms,
-	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash, signal,
+	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash,
+	callback_hash, callback_nonce, provider, poll_config, poll_count, signal,
 	buffered_signal, progress, last_heartbeat_at, on_complete, created_at, started_at,
 	waiting_since, expires_at, completed_at, due_at`
 
@@ -81,6 +87,7 @@ var (
 	qUpdateTask   = `update tasks set status = :status, headers = :headers,
 		retry_count = :retry_count, attempts = :attempts, start_result = :start_result,
 		result = :result, error = :error, signal_hash = :signal_hash, signal = :signal,
+		callback_hash = :callback_hash, callback_nonce = :callback_nonce, poll_count = :poll_count,
 		buffered_signal = :buffered_signal, progress = :progress,
 		last_heartbeat_at = :last_heartbeat_at, on_complete = :on_complete,
 		started_at = :started_at, waiting_since = :waiting_since, expires_at = :expires_at,
@@ -90,6 +97,7 @@ var (
 		started_at = coalesce(started_at, ?), due_at = null
 		where id = ? and status = 'pending' returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
+	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ?`
 	qInsertAttempt  = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
 		values (:task_id, :attempt, :started_at, :duration_ms, :status_code, :error)`
 )
@@ -159,6 +167,15 @@ func (t *Tx) Task(id string) (*Task, error) {
 func (t *Tx) TaskBySignal(hash []byte) (*Task, error) {
 	var task Task
 	if err := t.Get(&task, qTaskBySignal, hash); err != nil {
+		return nil, err
+	}
+	return &task, nil
+}
+
+// TaskByCallback finds a task by the SHA-256 of its provider callback id.
+func (t *Tx) TaskByCallback(hash []byte) (*Task, error) {
+	var task Task
+	if err := t.Get(&task, qTaskByCallback, hash); err != nil {
 		return nil, err
 	}
 	return &task, nil

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/outbound"
+	"github.com/asyncqueue/asyncqueue/internal/providers"
+	"github.com/asyncqueue/asyncqueue/internal/store"
+)
+
+// DefaultPollMaxDuration bounds polling when neither the template nor the task says.
+const DefaultPollMaxDuration = time.Hour
+
+// pollSettings resolves provider/pollConfig of a create request into the config to store.
+func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error) {
+	var cfg providers.PollConfig
+	var providerID *string
+	if len(provider) > 0 && string(provider) != "null" {
+		var id string
+		if err := json.Unmarshal(provider, &id); err != nil {
+			return nil, nil, badRequest("provider must be a string naming a template of GET /v1/providers")
+		}
+		p, ok := providers.Get(id)
+		if !ok {
+			var ids []string
+			for _, p := range providers.All() {
+				ids = append(ids, p.ID)
+			}
+			return nil, nil, badRequest("provider %q is unknown; use one of %s, or give a pollConfig", id, strings.Join(ids, ", "))
+		}
+		cfg = p.PollConfig
+		providerID = &id
+	}
+	if len(pollConfig) > 0 && string(pollConfig) != "null" {
+		// A pollConfig on top of a provider overrides the template's fields it names.
+		dec := json.NewDecoder(bytes.NewReader(pollConfig))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			if e, ok := jsonError(err).(*Error); ok {
+				return nil, nil, badRequest("pollConfig: %s", e.Message)
+			}
+			return nil, nil, badRequest("pollConfig must be an object")
+		}
+	}
+	if providerID == nil && len(pollConfig) == 0 {
+		return nil, nil, nil
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, badRequest("%s", err.Error())
+	}
+	b, _ := json.Marshal(cfg)
+	s := string(b)
+	return providerID, &s, nil
+}
+
+// startPolling parks an answered polling task until its first poll.
+func (a *App) startPolling(t *store.Task, now time.Time) {
+	var cfg providers.PollConfig
+	json.Unmarshal([]byte(*t.PollConfig), &cfg)
+	maxDur := DefaultPollMaxDuration
+	if cfg.MaxDuration > 0 {
+		maxDur = time.Duration(cfg.MaxDuration * float64(time.Second))
+	}
+	ms := now.UnixMilli()
+	exp := now.Add(maxDur).UnixMilli()
+	next := min(exp, now.Add(time.Duration(cfg.Interval*float64(time.Second))).UnixMilli())
+	t.Status = store.StatusPolling
+	t.WaitingSince = &ms
+	t.ExpiresAt = &exp
+	t.DueAt = &next
+	t.PollCount = 0
+}
+
+// pollOutcome is what one poll found.
+type pollOutcome struct {
+	done, failed bool
+	result       *string // JSON
+	err          string
+	transient    string // a poll error worth trying again
+}
+
+// poll makes one status request for t and records what it found.
+func (d *dispatcher) poll(t *store.Task) {
+	a := d.a
+	out := d.pollOnce(t)
+	if d.callCtx.Err() != nil {
+		return // shutting down: the lease fires again after restart
+	}
+	err := a.store.Write(context.Background(), func(tx *store.Tx) error {
+		cur, err := tx.Task(t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != store.StatusPolling {
+			return nil // cancelled or called back meanwhile
+		}
+		now := time.Now()
+		cur.PollCount++
+		switch {
+		case out.done:
+			cur.Result, cur.Error = out.result, nil
+			a.finish(cur, store.StatusCompleted, now)
+		case out.failed:
+			cur.Error = &out.err
+			a.finish(cur, store.StatusFailed, now)
+		default:
+			var cfg providers.PollConfig
+			json.Unmarshal([]byte(*cur.PollConfig), &cfg)
+			if out.transient != "" {
+				cur.Error = &out.transient // shown while polling goes on
+			}
+			next := min(*cur.ExpiresAt, now.Add(time.Duration(cfg.Interval*float64(time.Second))).UnixMilli())
+			cur.DueAt = &next
+		}
+		if err := tx.UpdateTask(cur, store.StatusPolling); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { a.scheduled(cur) })
+		return nil
+	})
+	if err != nil {
+		a.log.Error("record poll", "task", t.ID, "err", err)
+	}
+}
+
+func (d *dispatcher) pollOnce(t *store.Task) pollOutcome {
+	var cfg providers.PollConfig
+	json.Unmarshal([]byte(*t.PollConfig), &cfg)
+	var start callResult
+	if t.StartResult != nil {
+		json.Unmarshal([]byte(*t.StartResult), &start)
+	}
+	var startBody any
+	json.Unmarshal([]byte(start.Body), &startBody)
+
+	pollURL, err := providers.Expand(cfg.URLTemplate, startBody, start.Headers)
+	if err != nil {
+		return pollOutcome{failed: true, err: "Polling: " + err.Error()}
+	}
+	res, perr := d.pollGet(t, &cfg, pollURL)
+	if perr != nil {
+		return *perr
+	}
+	var doc any
+	if err := json.Unmarshal(res.Body, &doc); err != nil && res.StatusCode != http.StatusAccepted {
+		return pollOutcome{transient: "Polling: the status response is not JSON"}
+	}
+	o := cfg.Evaluate(res.StatusCode, doc)
+	switch o.State {
+	case providers.Done:
+		return d.pollResult(t, &cfg, startBody, start.Headers, doc, res.Body)
+	case providers.Failed:
+		msg := "Provider reported status " + o.Status
+		if s, isStr := o.Error.(string); isStr && s != "" {
+			msg = s
+		} else if o.Error != nil {
+			b, _ := json.Marshal(o.Error)
+			msg = string(b)
+		}
+		return pollOutcome{failed: true, err: msg}
+	}
+	return pollOutcome{}
+}
+
+// pollGet sends one GET of the polling flow; a non-nil outcome ends the poll there.
+func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string) (*outbound.Response, *pollOutcome) {
+	a := d.a
+	ctx, cancel := context.WithTimeout(d.callCtx, time.Duration(t.TimeoutMS)*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, &pollOutcome{failed: true, err: "Polling: invalid URL " + u}
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
+	if cfg.ForwardAuth {
+		var hdrs map[string]string
+		json.Unmarshal([]byte(t.Headers), &hdrs)
+		names := cfg.AuthHeaderNames()
+		fwd := map[string]string{}
+		for k, v := range hdrs {
+			for _, n := range names {
+				if strings.EqualFold(k, n) {
+					fwd[k] = v
+				}
+			}
+		}
+		resolved, err := a.resolveHeaders(ctx, t.TeamID, fwd)
+		if err != nil {
+			return nil, &pollOutcome{failed: true, err: err.Error()}
+		}
+		for k, v := range resolved {
+			req.Header.Set(k, v)
+		}
+	}
+	res, err := a.out.Do(req)
+	if err != nil {
+		if outbound.IsBlocked(err) {
+			return nil, &pollOutcome{failed: true, err: outbound.DescribeError(err, 0)}
+		}
+		return nil, &pollOutcome{transient: "Polling: " + outbound.DescribeError(err, time.Duration(t.TimeoutMS)*time.Millisecond)}
+	}
+	switch {
+	case res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests:
+		return nil, &pollOutcome{transient: fmt.Sprintf("Polling: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))}
+	case res.StatusCode >= 400:
+		return nil, &pollOutcome{failed: true, err: fmt.Sprintf("Polling failed: HTTP %d - %s: %s",
+			res.StatusCode, http.StatusText(res.StatusCode), snippet(res.Body))}
+	}
+	return res, nil
+}
+
+// pollResult builds the result of a finished job: resultUrlTemplate's response, the value at
+// resultPath, or the whole status response.
+func (d *dispatcher) pollResult(t *store.Task, cfg *providers.PollConfig, startBody any, startHeaders map[string]string, doc any, raw []byte) pollOutcome {
+	if cfg.ResultURLTemplate != "" {
+		u, err := providers.Expand(cfg.ResultURLTemplate, startBody, startHeaders)
+		if err != nil {
+			return pollOutcome{failed: true, err: "Polling: " + err.Error()}
+		}
+		res, out := d.pollGet(t, cfg, u)
+		if out != nil {
+			return *out // a transient error polls again later; the rest ends the task
+		}
+		var body any
+		if err := json.Unmarshal(res.Body, &body); err != nil {
+			return pollOutcome{done: true, result: jsonOrString(res.Body)}
+		}
+		doc, raw = body, res.Body
+	}
+	if cfg.ResultPath == "" {
+		return pollOutcome{done: true, result: jsonOrString(raw)}
+	}
+	v, err := cfg.Result(doc)
+	if err != nil {
+		return pollOutcome{failed: true, err: "Polling: " + err.Error()}
+	}
+	b, _ := json.Marshal(v)
+	s := string(b)
+	return pollOutcome{done: true, result: &s}
+}
+
+// jsonOrString keeps a JSON body as JSON and wraps anything else as a JSON string.
+func jsonOrString(b []byte) *string {
+	var s string
+	if json.Valid(b) {
+		var buf bytes.Buffer
+		json.Compact(&buf, b)
+		s = buf.String()
+	} else {
+		q, _ := json.Marshal(string(b))
+		s = string(q)
+	}
+	return &s
+}
+
+func snippet(b []byte) string {
+	const n = 500
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// listProviders is GET /v1/providers: the built-in polling templates.
+func (a *App) listProviders(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]any{"providers": providers.All()})
+}
