@@ -29,6 +29,7 @@ create table if not exists tasks (
   team_id text not null references teams (id),
   status text not null,
   target_url text not null,
+  target_host text not null,    -- lower-case host of target_url, for the targetHost filter
   method text not null,
   headers text not null default '{}',
   body text,
@@ -71,6 +72,7 @@ create table if not exists tasks (
 create index if not exists tasks_due_at_idx on tasks (due_at, id) where due_at is not null;
 create index if not exists tasks_team_id_id_idx on tasks (team_id, id);
 create index if not exists tasks_team_id_status_id_idx on tasks (team_id, status, id);
+create index if not exists tasks_team_id_target_host_id_idx on tasks (team_id, target_host, id);
 -- Crash recovery: tasks caught mid-call go back to pending at start-up.
 create index if not exists tasks_processing_idx on tasks (id) where status = 'processing';
 

@@ -180,7 +180,7 @@ func decodeBytes(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return errorf(http.StatusBadRequest, "Request body must hold one JSON object, found more after it")
 	}
 	return exactFields(b, v)

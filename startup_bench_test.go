@@ -39,7 +39,7 @@ func fillWaiting(b *testing.B, db string, n int, spread time.Duration) {
 				ms := now.UnixMilli()
 				exp := now.Add(time.Duration(i+1) * spread / time.Duration(n)).UnixMilli()
 				t := &store.Task{ID: id.String(), TeamID: teamID, Status: store.StatusWaiting,
-					TargetURL: "https://example.com/start", Method: "POST", Headers: "{}",
+					TargetURL: "https://example.com/start", TargetHost: "example.com", Method: "POST", Headers: "{}",
 					TimeoutMS: 30000, MaxRetries: 3, RetryBackoff: "exponential", Priority: 5,
 					WaitForSignal: true, MaxWaitMS: exp - ms, CreatedAt: ms, StartedAt: &ms,
 					WaitingSince: &ms, ExpiresAt: &exp, DueAt: &exp}

@@ -164,6 +164,9 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 		return nil, err
 	}
 	t.TargetURL = u
+	if pu, err := url.Parse(u); err == nil {
+		t.TargetHost = strings.ToLower(pu.Hostname())
+	}
 
 	t.Method = http.MethodPost
 	if req.Method != nil {

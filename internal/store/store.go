@@ -217,7 +217,8 @@ func (s *Store) Stats() WriteStats {
 // Concurrent calls share transactions (group commit); each fn runs in its own savepoint,
 // so one failing fn does not undo the others. fn must not block on anything but the database.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (err error) {
-	req := &writeReq{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	errc := make(chan error, 1)
+	req := &writeReq{ctx: ctx, fn: fn, errc: errc}
 	defer func() {
 		if r := recover(); r != nil { // send on closed channel
 			err = ErrClosed
@@ -229,7 +230,7 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (err error) {
 		return ctx.Err()
 	}
 	// Once queued, the write happens whatever ctx does, so wait for its outcome.
-	return <-req.errc
+	return <-errc
 }
 
 func (s *Store) loop() {

@@ -37,6 +37,7 @@ type Task struct {
 	TeamID             string  `db:"team_id"`
 	Status             string  `db:"status"`
 	TargetURL          string  `db:"target_url"`
+	TargetHost         string  `db:"target_host"`
 	Method             string  `db:"method"`
 	Headers            string  `db:"headers"`
 	Body               *string `db:"body"`
@@ -73,7 +74,7 @@ type Task struct {
 	DueAt              *int64  `db:"due_at"`
 }
 
-const taskCols = `id, team_id, status, target_url, method, headers, body, timeout_ms, delay_until,
+const taskCols = `id, team_id, status, target_url, target_host, method, headers, body, timeout_ms, delay_until,
 	max_retries, retry_backoff, priority, on_complete_url, wait_for_signal, max_wait_ms,
 	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash,
 	callback_hash, callback_nonce, provider, poll_config, poll_count, signal,
@@ -265,14 +266,8 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
 		args = append(args, f.CreatedBefore)
 	}
 	if f.TargetHost != "" {
-		// The host sits between "://" (or "@") and the next "/", ":" or "?" of the URL.
-		h := escapeLike(strings.ToLower(f.TargetHost))
-		var likes []string
-		for _, p := range []string{"%://" + h, "%://" + h + "/%", "%://" + h + ":%", "%://" + h + "?%", "%@" + h + "/%"} {
-			likes = append(likes, `lower(target_url) like ? escape '\'`)
-			args = append(args, p)
-		}
-		where = append(where, "("+strings.Join(likes, " or ")+")")
+		where = append(where, "target_host = ?")
+		args = append(args, strings.ToLower(f.TargetHost))
 	}
 	cond := strings.Join(where, " and ")
 	var total int
@@ -285,11 +280,6 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	return tasks, total, nil
-}
-
-func escapeLike(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s)
 }
 
 // Timer is a task's durable due time.
@@ -317,3 +307,8 @@ func namedCols(cols string) string {
 }
 
 var _ sqlx.Ext = (*sqlx.Tx)(nil)
+
+// escapeLike escapes the LIKE wildcards of s for use with `escape '\'`.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}

@@ -1,0 +1,482 @@
+package store
+
+// The tests do not run in parallel: a data race found by -race is then blamed on the test
+// that caused it, not on whichever tests happened to run beside it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// testSchema is the real schema, read from the module root.
+func testSchema(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func openTest(t *testing.T, o Options) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "aq.db")
+	o.Schema = testSchema(t)
+	s, err := Open(path, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func insertTeam(tx *Tx, name string) error {
+	return tx.InsertTeam(&Team{ID: "team-" + name, Name: name, WebhookSecret: "whsec_x", CreatedAt: NowMS()})
+}
+
+func teamNames(t *testing.T, s *Store) map[string]bool {
+	t.Helper()
+	ts, err := s.Teams(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, tm := range ts {
+		out[tm.Name] = true
+	}
+	return out
+}
+
+// blockWriter occupies the write loop until the returned release is called, so that
+// writes queued meanwhile are committed together in the next batch.
+func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
+	t.Helper()
+	started := make(chan struct{})
+	unblock := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.Write(context.Background(), func(tx *Tx) error {
+			close(started)
+			<-unblock
+			return insertTeam(tx, "blocker")
+		})
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking write did not start")
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
+	return release, errc
+}
+
+// waitQueued waits until n write requests are queued behind the blocker.
+func waitQueued(t *testing.T, s *Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.reqs) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes queued after 10 s, want %d", len(s.reqs), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestGroupCommit(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	const n = 200
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs <- s.Write(context.Background(), func(tx *Tx) error {
+				return insertTeam(tx, fmt.Sprint("t", i))
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Write: %v", err)
+		}
+	}
+	if got := len(teamNames(t, s)); got != n {
+		t.Errorf("%d teams committed, want %d", got, n)
+	}
+	st := s.Stats()
+	if st.Requests != n {
+		t.Errorf("Stats().Requests = %d, want %d", st.Requests, n)
+	}
+	if st.Commits >= n || st.Commits < 1 {
+		t.Errorf("Stats().Commits = %d for %d concurrent writes, want fewer (group commit)", st.Commits, n)
+	}
+	t.Logf("%d writes in %d commits", st.Requests, st.Commits)
+}
+
+func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
+	var mu sync.Mutex
+	var committed [][]string
+	s, _ := openTest(t, Options{OnCommit: func(ids []string) {
+		mu.Lock()
+		committed = append(committed, ids)
+		mu.Unlock()
+	}})
+	release, blocked := blockWriter(t, s)
+
+	boom := errors.New("boom")
+	results := make([]chan error, 3)
+	fns := []func(*Tx) error{
+		func(tx *Tx) error { return insertTeam(tx, "a") },
+		func(tx *Tx) error {
+			if err := insertTeam(tx, "b"); err != nil {
+				return err
+			}
+			if err := insertTeam(tx, "b2"); err != nil {
+				return err
+			}
+			tx.Changed("task-of-b")
+			tx.AfterCommit(func() { t.Error("AfterCommit of a failed write ran") })
+			return boom
+		},
+		func(tx *Tx) error { return insertTeam(tx, "c") },
+	}
+	afterA := make(chan struct{})
+	for i, fn := range fns {
+		results[i] = make(chan error, 1)
+		if i == 0 {
+			inner := fn
+			fn = func(tx *Tx) error {
+				tx.Changed("task-of-a")
+				tx.AfterCommit(func() { close(afterA) })
+				return inner(tx)
+			}
+		}
+		go func() { results[i] <- s.Write(context.Background(), fn) }()
+		waitQueued(t, s, i+1) // keep the order a, b, c
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatalf("blocking write: %v", err)
+	}
+	if err := <-results[0]; err != nil {
+		t.Errorf("write a: %v", err)
+	}
+	if err := <-results[1]; !errors.Is(err, boom) {
+		t.Errorf("write b: %v, want boom", err)
+	}
+	if err := <-results[2]; err != nil {
+		t.Errorf("write c: %v", err)
+	}
+	select {
+	case <-afterA:
+	case <-time.After(5 * time.Second):
+		t.Error("AfterCommit of a successful write did not run")
+	}
+	names := teamNames(t, s)
+	for name, want := range map[string]bool{"blocker": true, "a": true, "b": false, "b2": false, "c": true} {
+		if names[name] != want {
+			t.Errorf("team %s committed: %v, want %v", name, names[name], want)
+		}
+	}
+	if st := s.Stats(); st.Commits != 2 || st.Requests != 4 {
+		t.Errorf("Stats() = %+v, want 2 commits (blocker, then a+b+c together) of 4 requests", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, ids := range committed {
+		for _, id := range ids {
+			if id == "task-of-b" {
+				t.Errorf("OnCommit reported a change of the failed write: %v", committed)
+			}
+		}
+	}
+	if fmt.Sprint(committed) != "[[task-of-a]]" {
+		t.Errorf("OnCommit calls %v, want [[task-of-a]]", committed)
+	}
+}
+
+func TestWritePanicIsAnError(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	release, blocked := blockWriter(t, s)
+	ra, rp, rc := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go func() { ra <- s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "a") }) }()
+	waitQueued(t, s, 1)
+	go func() {
+		rp <- s.Write(context.Background(), func(tx *Tx) error {
+			if err := insertTeam(tx, "p"); err != nil {
+				return err
+			}
+			panic("kaboom")
+		})
+	}()
+	waitQueued(t, s, 2)
+	go func() { rc <- s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "c") }) }()
+	waitQueued(t, s, 3)
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ra; err != nil {
+		t.Errorf("write a: %v", err)
+	}
+	if err := <-rp; err == nil || !strings.Contains(err.Error(), "kaboom") {
+		t.Errorf("panicking write: %v, want an error mentioning the panic", err)
+	}
+	if err := <-rc; err != nil {
+		t.Errorf("write c: %v", err)
+	}
+	// The loop still works.
+	if err := s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "later") }); err != nil {
+		t.Errorf("write after the panic: %v", err)
+	}
+	names := teamNames(t, s)
+	for name, want := range map[string]bool{"a": true, "p": false, "c": true, "later": true} {
+		if names[name] != want {
+			t.Errorf("team %s committed: %v, want %v", name, names[name], want)
+		}
+	}
+}
+
+func TestWriteAfterClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "aq.db")
+	s, err := Open(path, Options{Schema: testSchema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "a") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Write(context.Background(), func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close: %v, want ErrClosed", err)
+	}
+	// Reopening applies the schema again without harm and keeps the data.
+	s2, err := Open(path, Options{Schema: testSchema(t)})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	if !teamNames(t, s2)["a"] {
+		t.Error("team a lost across reopen")
+	}
+}
+
+// queryPlan returns the detail lines of EXPLAIN QUERY PLAN.
+func queryPlan(t *testing.T, db *sqlx.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query("explain query plan "+q, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, detail)
+	}
+	return out
+}
+
+func TestQueryPlans(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	if err := s.Write(ctx, func(tx *Tx) error {
+		for _, n := range []string{"x", "y"} {
+			if err := insertTeam(tx, n); err != nil {
+				return err
+			}
+		}
+		for i := range 50 {
+			due := int64(1000 + i%10)
+			task := &Task{ID: fmt.Sprintf("task-%03d", i), TeamID: "team-x", Status: StatusDelayed,
+				TargetURL: "http://example.com/", Method: "POST", Headers: "{}", TimeoutMS: 1000,
+				RetryBackoff: "exponential", Priority: 5, MaxWaitMS: 1000, CreatedAt: int64(i), DueAt: &due}
+			if i%2 == 1 {
+				task.TeamID = "team-y"
+			}
+			if i%5 == 0 {
+				task.Status, task.DueAt = StatusCompleted, nil
+			}
+			if err := tx.InsertTask(task); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// DueBefore pages through the timer index in (due_at, id) order.
+	var got []Timer
+	afterDue, afterID := int64(0), ""
+	for {
+		page, err := s.DueBefore(ctx, afterDue, afterID, 1005, 7)
+		if err != nil {
+			t.Fatalf("DueBefore: %v", err)
+		}
+		got = append(got, page...)
+		if len(page) < 7 {
+			break
+		}
+		afterDue, afterID = page[len(page)-1].DueAt, page[len(page)-1].ID
+	}
+	// due 1000..1004 → i%10 in 0..4, minus the completed ones (i%5 == 0): i%10 in {1,2,3,4}.
+	if len(got) != 20 {
+		t.Errorf("DueBefore returned %d timers, want 20", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		a, b := got[i-1], got[i]
+		if a.DueAt > b.DueAt || (a.DueAt == b.DueAt && a.ID >= b.ID) {
+			t.Errorf("DueBefore out of order at %d: %v then %v", i, a, b)
+		}
+	}
+
+	// The loader's query (the same text as DueBefore) reads only the covering index.
+	plan := queryPlan(t, s.R, `select id, due_at from tasks indexed by tasks_due_at_idx
+		where due_at is not null and due_at < ? and (due_at > ? or (due_at = ? and id > ?))
+		order by due_at, id limit ?`, 1005, 0, 0, "", 10)
+	if !strings.Contains(strings.Join(plan, "\n"), "USING COVERING INDEX tasks_due_at_idx") {
+		t.Errorf("DueBefore plan %q does not use the covering index tasks_due_at_idx", plan)
+	}
+	for _, d := range plan {
+		if strings.Contains(d, "TEMP B-TREE") {
+			t.Errorf("DueBefore plan sorts: %q", plan)
+		}
+	}
+
+	// List with a team filter, with and without a status filter, never scans the table.
+	cols := taskCols
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`select count(*) from tasks where team_id = ?`, []any{"team-x"}},
+		{`select ` + cols + ` from tasks where team_id = ? order by id desc limit ? offset ?`, []any{"team-x", 20, 0}},
+		{`select count(*) from tasks where team_id = ? and status in (?, ?)`, []any{"team-x", "delayed", "completed"}},
+		{`select ` + cols + ` from tasks where team_id = ? and status in (?) order by id desc limit ? offset ?`, []any{"team-x", "delayed", 20, 0}},
+		{`select ` + cols + ` from tasks where team_id = ? and created_at > ? and created_at < ? order by id desc limit ? offset ?`, []any{"team-x", 1, 40, 20, 0}},
+	} {
+		plan := queryPlan(t, s.R, q.sql, q.args...)
+		ok := false
+		for _, d := range plan {
+			if strings.HasPrefix(d, "SCAN tasks") {
+				t.Errorf("%s: plan %q scans tasks", q.sql, plan)
+			}
+			if strings.HasPrefix(d, "SEARCH tasks USING") && strings.Contains(d, "INDEX") && strings.Contains(d, "team_id=?") {
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("%s: plan %q does not search an index by team_id", q.sql, plan)
+		}
+	}
+
+	// And List itself filters by team and status, newest first.
+	tasks, total, err := s.List(ctx, ListFilter{TeamID: "team-x", Statuses: []string{StatusDelayed}, Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 20 || len(tasks) != 5 {
+		t.Errorf("List: %d tasks of %d, want 5 of 20", len(tasks), total)
+	}
+	for i, tk := range tasks {
+		if tk.TeamID != "team-x" || tk.Status != StatusDelayed || (i > 0 && tk.ID >= tasks[i-1].ID) {
+			t.Errorf("List row %d: %s %s %s", i, tk.ID, tk.TeamID, tk.Status)
+		}
+	}
+}
+
+func pragma(t *testing.T, db *sqlx.DB, name string) string {
+	t.Helper()
+	var v string
+	if err := db.Get(&v, "pragma "+name); err != nil {
+		t.Fatalf("pragma %s: %v", name, err)
+	}
+	return v
+}
+
+func TestPragmas(t *testing.T) {
+	for _, c := range []struct {
+		sync string
+		want string
+	}{{"", "2"}, {"full", "2"}, {"FULL", "2"}, {"normal", "1"}} {
+		s, _ := openTest(t, Options{Sync: c.sync})
+		for name, db := range map[string]*sqlx.DB{"writer": s.W, "reader": s.R} {
+			if got := pragma(t, db, "journal_mode"); got != "wal" {
+				t.Errorf("Sync %q %s: journal_mode %q, want wal", c.sync, name, got)
+			}
+			if got := pragma(t, db, "synchronous"); got != c.want {
+				t.Errorf("Sync %q %s: synchronous %s, want %s", c.sync, name, got, c.want)
+			}
+			if got := pragma(t, db, "foreign_keys"); got != "1" {
+				t.Errorf("Sync %q %s: foreign_keys %s, want 1", c.sync, name, got)
+			}
+		}
+		if got := pragma(t, s.W, "user_version"); got != fmt.Sprint(SchemaVersion) {
+			t.Errorf("user_version %s, want %d", got, SchemaVersion)
+		}
+		// The read pool is read-only.
+		if _, err := s.R.Exec(`insert into teams (id, name, webhook_secret, created_at) values ('r', 'r', 's', 0)`); err == nil {
+			t.Errorf("Sync %q: the read pool accepted a write", c.sync)
+		}
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "aq.db"), Options{Schema: testSchema(t), Sync: "off"}); err == nil {
+		t.Error(`Open with Sync "off" succeeded, want an error`)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	s, path := openTest(t, Options{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sqlx.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(fmt.Sprintf("pragma user_version = %d", SchemaVersion+1)); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	s2, err := Open(path, Options{Schema: testSchema(t)})
+	if err == nil {
+		s2.Close()
+		t.Fatal("Open accepted a database with a newer schema version")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error %q does not say the schema is newer", err)
+	}
+	raw, err = sqlx.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var v int
+	if err := raw.Get(&v, "pragma user_version"); err != nil || v != SchemaVersion+1 {
+		t.Errorf("after the refused Open user_version is %d (%v), want it untouched at %d", v, err, SchemaVersion+1)
+	}
+}
