@@ -306,3 +306,112 @@ func TestE2EProviderVaultRefs(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EProviderTemplates runs one task per built-in template against a local fake that
+// answers in that provider's documented shapes (submit → running… → done). Only the poll
+// URL is pointed at the fake; every other setting is the template's own.
+func TestE2EProviderTemplates(t *testing.T) {
+	t.Parallel()
+	type shape struct {
+		authHeader, authValue string
+		submit                string // body of the submit answer; %s = the fake's URL
+		pollPath              string // urlTemplate path after the fake's URL
+		running               string // poll body while running (status 200, or 202 when prefixed "202 ")
+		done                  string // final poll body
+		resultPath            string // path of the result document on the fake (fal)
+		resultBody            string
+		want                  string // the task's result, as JSON
+	}
+	cases := map[string]shape{
+		"fal": {"Authorization", "Key fal_secret",
+			`{"request_id":"r1","status_url":"%[1]s/requests/r1/status","response_url":"%[1]s/requests/r1"}`,
+			"", `{"status":"IN_PROGRESS"}`, `{"status":"COMPLETED"}`,
+			"/requests/r1", `{"images":[{"url":"https://cdn.example.com/a.png"}]}`,
+			`{"images":[{"url":"https://cdn.example.com/a.png"}]}`},
+		"replicate": {"Authorization", "Bearer r8_x",
+			`{"id":"p1","status":"starting","urls":{"get":"%[1]s/v1/predictions/p1"}}`,
+			"", `{"status":"processing"}`, `{"status":"succeeded","output":["https://cdn.example.com/b.png"]}`,
+			"", "", `["https://cdn.example.com/b.png"]`},
+		"runwayml": {"Authorization", "Bearer rw_x", `{"id":"t1"}`,
+			"/v1/tasks/{startResult.body.id}", `{"id":"t1","status":"RUNNING"}`,
+			`{"id":"t1","status":"SUCCEEDED","output":["https://cdn.example.com/c.mp4"]}`,
+			"", "", `["https://cdn.example.com/c.mp4"]`},
+		"luma": {"Authorization", "Bearer luma_x", `{"id":"g1","state":"queued"}`,
+			"/generations/{startResult.body.id}", `{"id":"g1","state":"dreaming"}`,
+			`{"id":"g1","state":"completed","assets":{"video":"https://cdn.example.com/d.mp4"}}`,
+			"", "", `{"video":"https://cdn.example.com/d.mp4"}`},
+		"elevenlabs-dubbing": {"xi-api-key", "el_x", `{"dubbing_id":"d1","expected_duration_sec":3}`,
+			"/v1/dubbing/{startResult.body.dubbing_id}", `{"dubbing_id":"d1","status":"dubbing"}`,
+			`{"dubbing_id":"d1","status":"dubbed","target_languages":["es"]}`,
+			"", "", `{"dubbing_id":"d1","status":"dubbed","target_languages":["es"]}`},
+		"stability-video": {"Authorization", "Bearer sk-x", `{"id":"s1"}`,
+			"/v2beta/image-to-video/result/{startResult.body.id}", `202 {"id":"s1","status":"in-progress"}`,
+			`{"video":"AAAA","finish_reason":"SUCCESS","seed":7}`,
+			"", "", `{"video":"AAAA","finish_reason":"SUCCESS","seed":7}`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, "")
+			var polls, unauth atomic.Int32
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get(c.authHeader) != c.authValue {
+					unauth.Add(1)
+					http.Error(w, "unauthorized", 401)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				switch {
+				case r.Method == "POST":
+					fmt.Fprint(w, strings.ReplaceAll(c.submit, "%[1]s", srv.URL))
+				case c.resultPath != "" && r.URL.Path == c.resultPath:
+					fmt.Fprint(w, c.resultBody)
+				default:
+					if polls.Add(1) < 2 {
+						body := c.running
+						if b, ok := strings.CutPrefix(body, "202 "); ok {
+							w.WriteHeader(202)
+							body = b
+						}
+						fmt.Fprint(w, body)
+						return
+					}
+					fmt.Fprint(w, c.done)
+				}
+			}))
+			defer srv.Close()
+			pc := map[string]any{"interval": 1}
+			if c.pollPath != "" {
+				pc["urlTemplate"] = srv.URL + c.pollPath
+			}
+			r := s.call("POST", "/v1/tasks", map[string]any{
+				"targetUrl": srv.URL + "/submit", "body": `{"prompt":"x"}`,
+				"headers":  map[string]string{c.authHeader: c.authValue},
+				"provider": name, "pollConfig": pc,
+			})
+			if r.Status != 201 {
+				t.Fatalf("create: %d %s", r.Status, r.Raw)
+			}
+			id := r.task()["id"].(string)
+			deadline := time.Now().Add(20 * time.Second)
+			task := s.call("GET", "/v1/tasks/"+id, nil).task()
+			for task["status"] != "completed" && task["status"] != "failed" && time.Now().Before(deadline) {
+				task = s.call("GET", "/v1/tasks/"+id+"?wait=1", nil).task()
+			}
+			if task["status"] != "completed" {
+				t.Fatalf("status %v, error %v", task["status"], task["error"])
+			}
+			got, _ := json.Marshal(task["result"])
+			var w any
+			json.Unmarshal([]byte(c.want), &w)
+			want, _ := json.Marshal(w)
+			if string(got) != string(want) {
+				t.Errorf("result %s, want %s", got, c.want)
+			}
+			if unauth.Load() != 0 || polls.Load() < 2 {
+				t.Errorf("unauthenticated requests %d, polls %d", unauth.Load(), polls.Load())
+			}
+		})
+	}
+}
