@@ -42,8 +42,27 @@ type dispatcher struct {
 	callCtx    context.Context // in-flight calls: cancelled only when the drain times out
 	cancelCall context.CancelFunc
 
-	workers sync.WaitGroup // workers and webhook deliveries
+	workers sync.WaitGroup // workers, timer batches, polls and webhook deliveries
 	loops   sync.WaitGroup
+
+	spawnMu  sync.Mutex
+	stopping bool
+}
+
+// spawn runs f in a goroutine the shutdown drain waits for; once stopping, it runs nothing
+// (what f would do stays due in the database and happens after the restart).
+func (d *dispatcher) spawn(f func()) {
+	d.spawnMu.Lock()
+	if d.stopping {
+		d.spawnMu.Unlock()
+		return
+	}
+	d.workers.Add(1)
+	d.spawnMu.Unlock()
+	go func() {
+		defer d.workers.Done()
+		f()
+	}()
 }
 
 func (a *App) newDispatcher() *dispatcher {
@@ -76,11 +95,7 @@ func (d *dispatcher) start(ctx context.Context) error {
 	go func() {
 		defer d.loops.Done()
 		a.timers.Run(d.runCtx, func(es []timerq.Entry) {
-			d.workers.Add(1)
-			go func() {
-				defer d.workers.Done()
-				d.fire(es)
-			}()
+			d.spawn(func() { d.fire(es) })
 		})
 	}()
 	go func() {
@@ -100,6 +115,9 @@ func (d *dispatcher) start(ctx context.Context) error {
 // stop drains: no new claims, in-flight calls get up to timeout, then they are cancelled
 // and their tasks go back to pending.
 func (d *dispatcher) stop(timeout time.Duration) {
+	d.spawnMu.Lock()
+	d.stopping = true
+	d.spawnMu.Unlock()
 	d.stopClaim()
 	d.a.ready.close()
 	done := make(chan struct{})
@@ -255,11 +273,7 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 		lease := min(*t.ExpiresAt, now.Add(time.Duration(t.TimeoutMS)*time.Millisecond+5*time.Second).UnixMilli())
 		t.DueAt = &lease
 		tx.AfterCommit(func() {
-			d.workers.Add(1)
-			go func() {
-				defer d.workers.Done()
-				d.poll(t)
-			}()
+			d.spawn(func() { d.poll(t) })
 		})
 	case t.Status == store.StatusWaiting:
 		if t.ExpiresAt != nil && nowMS >= *t.ExpiresAt {
@@ -276,11 +290,7 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 		t.DueAt = &lease
 		completedAt := t.CompletedAt
 		tx.AfterCommit(func() {
-			d.workers.Add(1)
-			go func() {
-				defer d.workers.Done()
-				d.deliverWebhook(t, completedAt)
-			}()
+			d.spawn(func() { d.deliverWebhook(t, completedAt) })
 		})
 	default:
 		return nil
