@@ -129,6 +129,11 @@ func (d *dispatcher) stop(timeout time.Duration) {
 		d.cancelCall()
 		<-done
 	}
+	for _, t := range d.a.ready.drainClaimed() {
+		if err := d.interrupted(t); err != nil {
+			d.a.log.Error("return task to pending", "task", t.ID, "err", err)
+		}
+	}
 	d.stopRun()
 	d.loops.Wait()
 	d.cancelCall()
@@ -226,22 +231,28 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	for len(es) > 0 {
 		batch := es[:min(len(es), 256)]
 		es = es[len(batch):]
+		reserved := 0
 		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
 			now := time.Now()
 			for _, e := range batch {
-				if err := d.fireOne(tx, e.ID, now); err != nil {
+				if err := d.fireOne(tx, e.ID, now, &reserved); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
-		if err != nil && d.runCtx.Err() == nil {
-			a.log.Error("fire timers", "err", err, "timers", len(batch))
+		if err != nil {
+			for range reserved {
+				a.ready.unreserve()
+			}
+			if d.runCtx.Err() == nil {
+				a.log.Error("fire timers", "err", err, "timers", len(batch))
+			}
 		}
 	}
 }
 
-func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *int) error {
 	a := d.a
 	t, err := tx.Task(id)
 	if store.IsNotFound(err) {
@@ -257,6 +268,20 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 	switch {
 	case t.Status == store.StatusPending:
 		tx.AfterCommit(func() { a.ready.push(t.ID, t.Priority, valueOr(t.DueAt)) })
+		return nil
+	case t.Status == store.StatusDelayed && a.ready.reserve():
+		// A worker is idle: claim it in this same write and hand it over.
+		*reserved++
+		t.Status = store.StatusProcessing
+		t.Attempts++
+		if t.StartedAt == nil {
+			t.StartedAt = &nowMS
+		}
+		t.DueAt = nil
+		if err := tx.UpdateTask(t, from); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { a.ready.handoff(t) })
 		return nil
 	case t.Status == store.StatusDelayed:
 		t.Status = store.StatusPending
@@ -305,11 +330,17 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 // work is one worker: take the most urgent ready task, call its target, record the outcome.
 func (d *dispatcher) work() {
 	for {
-		id, ok := d.a.ready.pop(d.claimCtx)
+		id, t, ok := d.a.ready.take(d.claimCtx)
 		if !ok {
 			return
 		}
-		if err := d.run(id); err != nil && d.runCtx.Err() == nil {
+		var err error
+		if t != nil {
+			err = d.runClaimed(t)
+		} else {
+			err = d.run(id)
+		}
+		if err != nil && d.runCtx.Err() == nil {
 			d.a.log.Error("run task", "task", id, "err", err)
 		}
 	}
@@ -330,6 +361,12 @@ func (d *dispatcher) run(id string) error {
 	} else if err != nil {
 		return err
 	}
+	return d.runClaimed(t)
+}
+
+// runClaimed calls the target of a task that is processing and records the outcome.
+func (d *dispatcher) runClaimed(t *store.Task) error {
+	a := d.a
 	team, err := a.team(d.runCtx, t.TeamID)
 	if err != nil {
 		return err
@@ -434,13 +471,8 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 	case !answered:
 		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
 	}
+	orig := *t
 	return a.store.Write(context.Background(), func(tx *store.Tx) error {
-		// Only an early signal can change a task while its call is in flight: re-read just that.
-		bs, err := tx.BufferedSignal(t.ID)
-		if err != nil {
-			return err
-		}
-		t.BufferedSignal = bs
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -452,49 +484,72 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 			return err
 		}
 		now := time.Now()
-		switch {
-		case answered && t.PollConfig != nil:
-			r := resultJSON(res)
-			t.StartResult = &r
-			if t.BufferedSignal != nil { // a provider callback came first
-				var sig signalBody
-				json.Unmarshal([]byte(*t.BufferedSignal), &sig)
-				a.resolve(t, &sig, *t.BufferedSignal, now)
-			} else {
-				a.startPolling(t, now)
+		t := orig
+		t.BufferedSignal = nil
+		d.outcome(&t, res, answered, permanent, errMsg, now)
+		// Only an early signal can change a task while its call is in flight. Usually none
+		// came: one guarded update. Otherwise read it and decide again.
+		err := tx.UpdateTaskNoSignal(&t)
+		if errors.Is(err, store.ErrStale) {
+			if t.BufferedSignal, err = tx.BufferedSignal(orig.ID); err != nil {
+				return err
 			}
-		case answered && (t.WaitForSignal || t.CallbackNonce != nil):
-			r := resultJSON(res)
-			t.StartResult = &r
-			if t.BufferedSignal != nil {
-				var sig signalBody
-				json.Unmarshal([]byte(*t.BufferedSignal), &sig)
-				a.resolve(t, &sig, *t.BufferedSignal, now)
-			} else {
-				a.startWaiting(t, now)
-			}
-		case answered:
-			r := resultJSON(res)
-			t.Result = &r
-			t.Error = nil
-			a.finish(t, store.StatusCompleted, now)
-		case t.RetryCount < t.MaxRetries && !permanent:
-			t.RetryCount++
-			t.Error = &errMsg
-			t.Status = store.StatusDelayed
-			due := now.Add(Backoff(t.RetryBackoff, t.RetryCount)).UnixMilli()
-			t.DueAt = &due
-		default:
-			// A buffered signal stays recorded on the task but is not applied.
-			t.Error = &errMsg
-			a.finish(t, store.StatusFailed, now)
+			t2 := orig
+			t2.BufferedSignal = t.BufferedSignal
+			d.outcome(&t2, res, answered, permanent, errMsg, now)
+			t = t2
+			err = tx.UpdateTask(&t, store.StatusProcessing)
 		}
-		if err := tx.UpdateTask(t, store.StatusProcessing); err != nil {
+		if err != nil {
 			return err
 		}
-		tx.AfterCommit(func() { a.scheduled(t) })
+		tx.AfterCommit(func() { a.scheduled(&t) })
 		return nil
 	})
+}
+
+// outcome moves a processing task on after its call: answered → completed, waiting or
+// polling (or straight to the state a buffered signal asks for); failed → retry after the
+// backoff, or failed after the last retry.
+func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, permanent bool, errMsg string, now time.Time) {
+	a := d.a
+	switch {
+	case answered && t.PollConfig != nil:
+		r := resultJSON(res)
+		t.StartResult = &r
+		if t.BufferedSignal != nil { // a provider callback came first
+			var sig signalBody
+			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+			a.resolve(t, &sig, *t.BufferedSignal, now)
+		} else {
+			a.startPolling(t, now)
+		}
+	case answered && (t.WaitForSignal || t.CallbackNonce != nil):
+		r := resultJSON(res)
+		t.StartResult = &r
+		if t.BufferedSignal != nil {
+			var sig signalBody
+			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+			a.resolve(t, &sig, *t.BufferedSignal, now)
+		} else {
+			a.startWaiting(t, now)
+		}
+	case answered:
+		r := resultJSON(res)
+		t.Result = &r
+		t.Error = nil
+		a.finish(t, store.StatusCompleted, now)
+	case t.RetryCount < t.MaxRetries && !permanent:
+		t.RetryCount++
+		t.Error = &errMsg
+		t.Status = store.StatusDelayed
+		due := now.Add(Backoff(t.RetryBackoff, t.RetryCount)).UnixMilli()
+		t.DueAt = &due
+	default:
+		// A buffered signal stays recorded on the task but is not applied.
+		t.Error = &errMsg
+		a.finish(t, store.StatusFailed, now)
+	}
 }
 
 // startWaiting parks an answered wait/signal task until a signal or its deadline.
@@ -610,6 +665,12 @@ type readyQueue struct {
 	in     map[string]bool
 	notify chan struct{}
 	closed bool
+
+	// Direct hand-off: a task created while a worker is idle is written as processing and
+	// given to a worker from memory, saving the claim write (see App.createTask).
+	claimed  []*store.Task
+	idle     int // workers waiting in take
+	reserved int // hand-offs promised to idle workers, not yet delivered
 }
 
 type readyItem struct {
@@ -660,16 +721,31 @@ func (q *readyQueue) push(id string, priority int, due int64) {
 
 // pop waits for the most urgent task; false once ctx is done or the queue is closed.
 func (q *readyQueue) pop(ctx context.Context) (string, bool) {
+	id, _, ok := q.take(ctx)
+	return id, ok
+}
+
+// take waits for work: a task already claimed for a worker (t != nil), or the id of the
+// most urgent pending task to claim. false once ctx is done or the queue is closed.
+func (q *readyQueue) take(ctx context.Context) (id string, t *store.Task, ok bool) {
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
-			return "", false
+			return "", nil, false
 		}
-		if len(q.items) > 0 {
-			it := heap.Pop(&q.items).(readyItem)
-			delete(q.in, it.id)
-			more := len(q.items) > 0
+		if len(q.claimed) > 0 || len(q.items) > 0 {
+			if len(q.claimed) > 0 {
+				t = q.claimed[0]
+				q.claimed[0] = nil
+				q.claimed = q.claimed[1:]
+				id = t.ID
+			} else {
+				it := heap.Pop(&q.items).(readyItem)
+				delete(q.in, it.id)
+				id = it.id
+			}
+			more := len(q.items) > 0 || len(q.claimed) > 0
 			q.mu.Unlock()
 			if more { // pass the baton so another idle worker wakes
 				select {
@@ -677,15 +753,60 @@ func (q *readyQueue) pop(ctx context.Context) (string, bool) {
 				default:
 				}
 			}
-			return it.id, true
+			return id, t, true
 		}
+		q.idle++
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return "", false
 		case <-q.notify:
 		}
+		q.mu.Lock()
+		q.idle--
+		q.mu.Unlock()
+		if ctx.Err() != nil {
+			return "", nil, false
+		}
 	}
+}
+
+// reserve promises the next hand-off to an idle worker; false when none is free.
+func (q *readyQueue) reserve() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.idle-q.reserved <= 0 {
+		return false
+	}
+	q.reserved++
+	return true
+}
+
+// unreserve withdraws a promise whose task was not written.
+func (q *readyQueue) unreserve() {
+	q.mu.Lock()
+	q.reserved--
+	q.mu.Unlock()
+}
+
+// handoff delivers a reserved, already claimed task to a worker.
+func (q *readyQueue) handoff(t *store.Task) {
+	q.mu.Lock()
+	q.reserved--
+	q.claimed = append(q.claimed, t)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// drainClaimed returns the claimed tasks no worker took before shutdown.
+func (q *readyQueue) drainClaimed() []*store.Task {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.claimed
+	q.claimed = nil
+	return c
 }
 
 // close stops the queue; waiting workers leave through their context.

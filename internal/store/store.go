@@ -182,7 +182,7 @@ func migrate(w *sqlx.DB, schema string) error {
 var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
 	qClaimTask, qBufferedSignal, qTaskByCallback}
 
-var hotNamed = []string{qInsertTask, qUpdateTask, qInsertAttempt}
+var hotNamed = []string{qInsertTask, qUpdateTask, qUpdateTaskNoSignal, qInsertAttempt}
 
 // Close stops the write loop (after the queued writes) and closes both handles.
 func (s *Store) Close() error {

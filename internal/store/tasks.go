@@ -94,6 +94,8 @@ var (
 		started_at = :started_at, waiting_since = :waiting_since, expires_at = :expires_at,
 		completed_at = :completed_at, due_at = :due_at
 		where id = :id and status = :expect_status`
+	qUpdateTaskNoSignal = strings.Replace(qUpdateTask, "where id = :id and status = :expect_status",
+		"where id = :id and status = 'processing' and buffered_signal is null", 1)
 	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
 		started_at = coalesce(started_at, ?), due_at = null
 		where id = ? and status = 'pending' returning ` + taskCols
@@ -153,6 +155,20 @@ func (t *Tx) BufferedSignal(id string) (*string, error) {
 	var s *string
 	err := t.Get(&s, qBufferedSignal, id)
 	return s, err
+}
+
+// UpdateTaskNoSignal writes a processing task's outcome, provided no early signal arrived
+// while its call was in flight (ErrStale otherwise).
+func (t *Tx) UpdateTaskNoSignal(task *Task) error {
+	res, err := t.NamedExec(qUpdateTaskNoSignal, task)
+	if err != nil {
+		return fmt.Errorf("update task: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return ErrStale
+	}
+	t.Changed(task.ID)
+	return nil
 }
 
 // Task reads one task inside the write transaction.
