@@ -346,7 +346,6 @@ func (d *dispatcher) work() {
 	}
 }
 
-var errSkip = errors.New("skip")
 
 func (d *dispatcher) run(id string) error {
 	a := d.a

@@ -358,7 +358,7 @@ func TestE2EProviderTemplates(t *testing.T) {
 			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Header.Get(c.authHeader) != c.authValue {
 					unauth.Add(1)
-					http.Error(w, "unauthorized", 401)
+					http.Error(w, "unauthorized", http.StatusUnauthorized)
 					return
 				}
 				w.Header().Set("Content-Type", "application/json")
