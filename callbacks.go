@@ -86,6 +86,9 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil {
 			return err
 		}
+		if err := a.expireIfDue(tx, t, time.Now()); err != nil {
+			return err
+		}
 		from := t.Status
 		switch t.Status {
 		case store.StatusWaiting, store.StatusPolling:
@@ -108,10 +111,14 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 			out = &signalOutcome{status: http.StatusAccepted, task: t}
 			return nil
 		}
-		return errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s)", t.Status)
+		out = &signalOutcome{refused: errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s)", t.Status)}
+		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if out.refused != nil {
+		return out.refused
 	}
 	resp := map[string]any{"task": map[string]any{"id": out.task.ID, "status": out.task.Status}}
 	if out.status == http.StatusAccepted {

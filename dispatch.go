@@ -285,14 +285,8 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *i
 		return nil
 	case t.Status == store.StatusDelayed:
 		t.Status = store.StatusPending
-	case t.Status == store.StatusPolling && t.ExpiresAt != nil && nowMS >= *t.ExpiresAt:
-		var cfgMax float64
-		if t.ExpiresAt != nil && t.WaitingSince != nil {
-			cfgMax = float64(*t.ExpiresAt-*t.WaitingSince) / 1000
-		}
-		msg := fmt.Sprintf("Polling did not finish within maxDuration (%gs)", cfgMax)
-		t.Error = &msg
-		a.finish(t, store.StatusTimeout, now)
+	case a.timeoutDue(t, now):
+		a.applyTimeout(t, now)
 	case t.Status == store.StatusPolling:
 		// Lease the poll: after a crash mid-poll the timer fires again on restart.
 		lease := min(*t.ExpiresAt, now.Add(time.Duration(t.TimeoutMS)*time.Millisecond+5*time.Second).UnixMilli())
@@ -300,15 +294,6 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *i
 		tx.AfterCommit(func() {
 			d.spawn(func() { d.poll(t) })
 		})
-	case t.Status == store.StatusWaiting:
-		if t.ExpiresAt != nil && nowMS >= *t.ExpiresAt {
-			msg := fmt.Sprintf("No signal received within maxWaitTime (%gs)", float64(t.MaxWaitMS)/1000)
-			t.Error = &msg
-		} else {
-			msg := "Heartbeat timeout"
-			t.Error = &msg
-		}
-		a.finish(t, store.StatusTimeout, now)
 	case store.Terminal(t.Status) && t.OnComplete != nil:
 		// Lease the delivery: if we crash mid-delivery, the timer fires again after restart.
 		lease := now.Add(webhookLease).UnixMilli()
@@ -320,6 +305,54 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *i
 	default:
 		return nil
 	}
+	if err := tx.UpdateTask(t, from); err != nil {
+		return err
+	}
+	tx.AfterCommit(func() { a.scheduled(t) })
+	return nil
+}
+
+// timeoutDue reports whether a waiting or polling task's deadline has come: maxWaitTime or
+// the heartbeat deadline for waiting tasks, maxDuration for polling ones.
+func (a *App) timeoutDue(t *store.Task, now time.Time) bool {
+	ms := now.UnixMilli()
+	switch t.Status {
+	case store.StatusWaiting:
+		return t.DueAt != nil && *t.DueAt <= ms
+	case store.StatusPolling:
+		return t.ExpiresAt != nil && *t.ExpiresAt <= ms
+	}
+	return false
+}
+
+// applyTimeout ends a task whose deadline has come. The caller writes t.
+func (a *App) applyTimeout(t *store.Task, now time.Time) {
+	var msg string
+	switch {
+	case t.Status == store.StatusPolling:
+		var limit float64
+		if t.ExpiresAt != nil && t.WaitingSince != nil {
+			limit = float64(*t.ExpiresAt-*t.WaitingSince) / 1000
+		}
+		msg = fmt.Sprintf("Polling did not finish within maxDuration (%gs)", limit)
+	case t.ExpiresAt != nil && now.UnixMilli() >= *t.ExpiresAt:
+		msg = fmt.Sprintf("No signal received within maxWaitTime (%gs)", float64(t.MaxWaitMS)/1000)
+	default:
+		msg = "Heartbeat timeout"
+	}
+	t.Error = &msg
+	a.finish(t, store.StatusTimeout, now)
+}
+
+// expireIfDue applies a deadline that has passed but whose timer has not fired yet, inside
+// the caller's write: a signal, heartbeat, callback or cancel that comes after the deadline
+// finds the task timed out, whatever the timer queue's backlog.
+func (a *App) expireIfDue(tx *store.Tx, t *store.Task, now time.Time) error {
+	if !a.timeoutDue(t, now) {
+		return nil
+	}
+	from := t.Status
+	a.applyTimeout(t, now)
 	if err := tx.UpdateTask(t, from); err != nil {
 		return err
 	}
@@ -345,7 +378,6 @@ func (d *dispatcher) work() {
 		}
 	}
 }
-
 
 func (d *dispatcher) run(id string) error {
 	a := d.a

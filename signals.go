@@ -65,11 +65,15 @@ type signalOutcome struct {
 	status   int // 200 or 202
 	replayed bool
 	task     *store.Task
+	refused  *Error // answered after the commit (which may hold a timeout the signal ran into)
 }
 
 // applySignal resolves, buffers or refuses a signal for task t, inside the write that read t.
 // Signal, timeout and cancel all run in the single writer, so exactly one of them wins.
 func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
+	if err := a.expireIfDue(tx, t, time.Now()); err != nil {
+		return nil, err
+	}
 	from := t.Status
 	switch t.Status {
 	case store.StatusWaiting:
@@ -96,7 +100,7 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 	if t.Signal != nil && *t.Signal == canon {
 		return &signalOutcome{status: http.StatusOK, replayed: true, task: t}, nil
 	}
-	return nil, errorf(http.StatusConflict, "Task is not waiting (current: %s)", t.Status)
+	return &signalOutcome{refused: errorf(http.StatusConflict, "Task is not waiting (current: %s)", t.Status)}, nil
 }
 
 // resolve finishes a waiting (or just answered) task with a signal. The caller writes t.
@@ -118,6 +122,9 @@ func (a *App) resolve(t *store.Task, sig *signalBody, canon string, now time.Tim
 }
 
 func (a *App) writeSignalOutcome(w http.ResponseWriter, o *signalOutcome) error {
+	if o.refused != nil {
+		return o.refused
+	}
 	if o.replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -221,6 +228,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := keys.Hash(token)
 	var done *store.Task
+	var refused *Error
 	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
@@ -228,8 +236,12 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil {
 			return err
 		}
+		if err := a.expireIfDue(tx, t, time.Now()); err != nil {
+			return err
+		}
 		if t.Status != store.StatusWaiting {
-			return errorf(http.StatusConflict, "Task is not waiting (current: %s)", t.Status)
+			refused = errorf(http.StatusConflict, "Task is not waiting (current: %s)", t.Status)
+			return nil
 		}
 		now := store.NowMS()
 		t.LastHeartbeatAt = &now
@@ -254,6 +266,9 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		return err
+	}
+	if refused != nil {
+		return refused
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(done)})
 }

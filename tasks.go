@@ -616,15 +616,20 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var done *store.Task
+	var refused *Error
 	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
 		}
+		if err := a.expireIfDue(tx, t, time.Now()); err != nil {
+			return err
+		}
 		switch t.Status {
 		case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
 		default:
-			return errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", t.Status)
+			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", t.Status)
+			return nil
 		}
 		from := t.Status
 		a.finish(t, store.StatusCancelled, time.Now())
@@ -637,6 +642,9 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		return err
+	}
+	if refused != nil {
+		return refused
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(done)})
 }
