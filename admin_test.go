@@ -55,6 +55,7 @@ func setupAdmin(t *testing.T, trusted ...netip.Prefix) *adminEnv {
 		hub:     newHub(),
 		out:     outbound.New(outbound.Options{Policy: &outbound.Policy{}}),
 	}
+	a.metrics = newMetrics(a)
 	a.vaultKey = bytes.Repeat([]byte{7}, vault.KeySize)
 	var err error
 	if a.vault, err = vault.New(a.vaultKey); err != nil {

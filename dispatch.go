@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -95,6 +96,10 @@ func (d *dispatcher) start(ctx context.Context) error {
 	go func() {
 		defer d.loops.Done()
 		a.timers.Run(d.runCtx, func(es []timerq.Entry) {
+			now := time.Now()
+			for _, e := range es {
+				a.metrics.timerLag.Observe(now.Sub(e.Due).Seconds())
+			}
 			d.spawn(func() { d.fire(es) })
 		})
 	}()
@@ -142,6 +147,10 @@ func (d *dispatcher) stop(timeout time.Duration) {
 // scheduled puts a committed task's next event where it belongs: the ready queue when it is due
 // to run, the timer queue when its timer falls inside the horizon, nowhere otherwise.
 func (a *App) scheduled(t *store.Task) {
+	if a.log.Enabled(context.Background(), slog.LevelDebug) {
+		a.log.Debug("task state", "task", t.ID, "team", t.TeamID, "status", t.Status, "attempt", t.Attempts,
+			"retries", t.RetryCount)
+	}
 	if t.Status == store.StatusPending {
 		a.timers.Remove(t.ID)
 		a.ready.push(t.ID, t.Priority, valueOr(t.DueAt))
@@ -502,6 +511,7 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 	case !answered:
 		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
 	}
+	a.observeCall(t, res, callErr, errMsg, dur)
 	orig := *t
 	return a.store.Write(context.Background(), func(tx *store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
@@ -583,6 +593,28 @@ func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, pe
 	}
 }
 
+// observeCall counts and logs one call of a task's target.
+func (a *App) observeCall(t *store.Task, res *outbound.Response, callErr error, errMsg string, dur time.Duration) {
+	status, class := 0, ""
+	switch {
+	case res != nil:
+		status = res.StatusCode
+	case outbound.IsBlocked(callErr):
+		class = "blocked"
+	case strings.HasPrefix(errMsg, "Request timeout"):
+		class = "timeout"
+	case strings.HasPrefix(errMsg, "Network error"):
+		class = "network"
+	default:
+		class = "error"
+	}
+	a.metrics.callback(status, class, dur)
+	if a.log.Enabled(context.Background(), slog.LevelDebug) {
+		a.log.Debug("callback", "task", t.ID, "team", t.TeamID, "attempt", t.Attempts, "status", status,
+			"duration", dur.Round(time.Microsecond), "err", errMsg)
+	}
+}
+
 // startWaiting parks an answered wait/signal task until a signal or its deadline.
 func (a *App) startWaiting(t *store.Task, now time.Time) {
 	ms := now.UnixMilli()
@@ -654,11 +686,14 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		switch {
 		case errMsg == "":
 			st.Status, st.LastError = "delivered", nil
+			a.metrics.webhooks.WithLabelValues("delivered").Inc()
 		case strings.HasPrefix(errMsg, "permanent: ") || st.Attempts > WebhookRetries:
 			msg := strings.TrimPrefix(errMsg, "permanent: ")
 			st.Status, st.LastError = "failed", &msg
+			a.metrics.webhooks.WithLabelValues("failed").Inc()
 		default:
 			st.Status, st.LastError = "pending", &errMsg
+			a.metrics.webhooks.WithLabelValues("retry").Inc()
 			due := time.Now().Add(time.Second << (st.Attempts - 1)).UnixMilli()
 			cur.DueAt = &due
 		}

@@ -89,6 +89,16 @@ type pollOutcome struct {
 func (d *dispatcher) poll(t *store.Task) {
 	a := d.a
 	out := d.pollOnce(t)
+	switch {
+	case out.done:
+		a.metrics.polls.WithLabelValues("done").Inc()
+	case out.failed:
+		a.metrics.polls.WithLabelValues("failed").Inc()
+	case out.transient != "":
+		a.metrics.polls.WithLabelValues("transient").Inc()
+	default:
+		a.metrics.polls.WithLabelValues("running").Inc()
+	}
 	if d.callCtx.Err() != nil {
 		return // shutting down: the lease fires again after restart
 	}

@@ -114,7 +114,9 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		return err
 	}
 	app.vaultKey = key
-	st, err := openStore(cli.DB, c.Sync, app.hub.notify)
+	app.metrics = newMetrics(app)
+	st, err := store.Open(cli.DB, store.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
+		OnBatch: app.metrics.onBatch})
 	if err != nil {
 		ln.Close()
 		return err

@@ -36,6 +36,7 @@ type App struct {
 	signalLimit *iplimit.Limiter
 
 	callbackLimit *iplimit.Limiter
+	metrics       *metrics
 	vault         *vault.Cipher
 	vaultKey      []byte // also keys the HMAC that makes callback ids
 
@@ -93,6 +94,7 @@ func (a *App) routes() http.Handler {
 	api("GET /v1/tokens", a.listTokens)
 	api("DELETE /v1/tokens/{id}", a.deleteToken)
 	open("GET /v1/providers", a.listProviders)
+	open("GET /v1/openapi.json", a.openAPI)
 	open("POST /v1/callbacks/{id}", a.limited(a.callbackLimit, "callback", a.callback))
 	open("POST /v1/signals/{token}", a.signalLimited(a.signalByToken))
 	open("GET /v1/signals/{token}", a.signalLimited(a.getSignal))
@@ -101,6 +103,7 @@ func (a *App) routes() http.Handler {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	open("GET /readyz", a.readyz)
+	mux.Handle("GET /metrics", a.metrics.handler())
 	open("/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusNotFound, "No route for %s %s", r.Method, r.URL.Path)
 	})
@@ -282,6 +285,7 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		a.metrics.httpReqs.WithLabelValues(strconv.Itoa(rec.status/100) + "xx").Inc()
 		a.log.Debug("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rec.status,
 			"duration", time.Since(start).Round(time.Microsecond))
 	})

@@ -282,7 +282,9 @@ func (a *App) signalLimited(h func(http.ResponseWriter, *http.Request) error) fu
 // limited applies a per-client-IP limit; the client IP is the socket peer unless a trusted
 // proxy forwarded the request.
 func (a *App) limited(l *iplimit.Limiter, what string, h func(http.ResponseWriter, *http.Request) error) func(http.ResponseWriter, *http.Request) error {
-	return func(w http.ResponseWriter, r *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) (err error) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() { a.metrics.signal(what, rec.status, err) }()
 		ip := iplimit.ClientIP(r, a.trusted)
 		if ok, retry := l.Allow(ip); !ok {
 			secs := int(retry.Round(time.Second) / time.Second)
@@ -290,6 +292,6 @@ func (a *App) limited(l *iplimit.Limiter, what string, h func(http.ResponseWrite
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			return errorf(http.StatusTooManyRequests, "Too many %s requests from your address; retry in %d s", what, secs)
 		}
-		return h(w, r)
+		return h(rec, r)
 	}
 }

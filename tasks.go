@@ -373,7 +373,14 @@ func integer(field string, v *float64, def, lo, hi int) (int, error) {
 }
 
 // createTask is POST /v1/tasks.
-func (a *App) createTask(w http.ResponseWriter, r *http.Request) error {
+func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
+	outcome := "created"
+	defer func() {
+		if err != nil {
+			outcome = "rejected"
+		}
+		a.metrics.created.WithLabelValues(outcome).Inc()
+	}()
 	teamID := teamOf(r)
 	raw, err := readBody(r)
 	if err != nil {
@@ -456,6 +463,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if replayed != nil {
+		outcome = "replayed"
 		w.Header().Set("Idempotent-Replayed", "true")
 		return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(replayed)})
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	MaxBatch int // write requests committed together at most
 	// OnCommit is called after each commit with the ids of the tasks it changed.
 	OnCommit func(taskIDs []string)
+	// OnBatch is called after each transaction with its number of write requests, how long
+	// it took from BEGIN to the end of COMMIT, and its error.
+	OnBatch func(requests int, took time.Duration, err error)
 }
 
 // Store is the database. All writes go through Write.
@@ -56,6 +59,9 @@ type Store struct {
 	wStmts map[string]*sqlx.Stmt      // on the writer connection
 	wNamed map[string]*sqlx.NamedStmt // on the writer connection
 	rStmts map[string]*sqlx.Stmt      // on the read pool (prepared per connection on first use)
+
+	countMu sync.Mutex
+	counts  map[countKey]int64
 }
 
 // WriteStats count the group commits.
@@ -136,6 +142,10 @@ func Open(path string, o Options) (*Store, error) {
 
 	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{}),
 		wStmts: map[string]*sqlx.Stmt{}, wNamed: map[string]*sqlx.NamedStmt{}, rStmts: map[string]*sqlx.Stmt{}}
+	if err := s.loadCounts(); err != nil {
+		s.closeHandles()
+		return nil, err
+	}
 	for _, q := range hotQueries {
 		st, err := w.Preparex(q)
 		if err != nil {
@@ -255,6 +265,7 @@ func (s *Store) loop() {
 }
 
 func (s *Store) commit(batch []*writeReq) {
+	start := time.Now()
 	sqltx, err := s.W.Beginx()
 	if err != nil {
 		for _, r := range batch {
@@ -264,6 +275,7 @@ func (s *Store) commit(batch []*writeReq) {
 	}
 	tx := &Tx{Tx: sqltx, s: s}
 	var changed []string
+	deltas := map[countKey]int64{}
 	for _, r := range batch {
 		if r.ctx.Err() != nil {
 			r.errc <- r.ctx.Err()
@@ -293,6 +305,9 @@ func (s *Store) commit(batch []*writeReq) {
 			continue
 		}
 		changed = append(changed, t.changed...)
+		for k, n := range t.deltas {
+			deltas[k] += n
+		}
 	}
 	err = sqltx.Commit()
 	if err != nil {
@@ -303,8 +318,14 @@ func (s *Store) commit(batch []*writeReq) {
 	s.stats.Commits++
 	s.stats.Requests += int64(len(batch))
 	s.statsMu.Unlock()
-	if err == nil && len(changed) > 0 && s.opts.OnCommit != nil {
-		s.opts.OnCommit(changed)
+	if s.opts.OnBatch != nil {
+		s.opts.OnBatch(len(batch), time.Since(start), err)
+	}
+	if err == nil {
+		s.applyCounts(deltas)
+		if len(changed) > 0 && s.opts.OnCommit != nil {
+			s.opts.OnCommit(changed)
+		}
 	}
 	for _, r := range batch {
 		if r.errc == nil {
@@ -335,6 +356,7 @@ type Tx struct {
 	s       *Store
 	changed []string
 	after   []func()
+	deltas  map[countKey]int64 // status count changes, applied once committed
 }
 
 // Get runs a query that returns one row into dest.

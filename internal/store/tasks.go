@@ -112,6 +112,7 @@ func (t *Tx) InsertTask(task *Task) error {
 		return fmt.Errorf("insert task: %w", err)
 	}
 	t.Changed(task.ID)
+	t.count(task.TeamID, "", task.Status, 1)
 	return nil
 }
 
@@ -136,6 +137,7 @@ func (t *Tx) UpdateTask(task *Task, from string) error {
 		return ErrStale
 	}
 	t.Changed(task.ID)
+	t.count(task.TeamID, from, task.Status, 1)
 	return nil
 }
 
@@ -147,6 +149,7 @@ func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
 		return nil, err
 	}
 	t.Changed(id)
+	t.count(task.TeamID, StatusPending, StatusProcessing, 1)
 	return &task, nil
 }
 
@@ -168,6 +171,7 @@ func (t *Tx) UpdateTaskNoSignal(task *Task) error {
 		return ErrStale
 	}
 	t.Changed(task.ID)
+	t.count(task.TeamID, StatusProcessing, task.Status, 1)
 	return nil
 }
 
@@ -210,11 +214,17 @@ func (t *Tx) InsertAttempt(a Attempt) error {
 // RecoverProcessing returns tasks caught mid-call by a crash to pending, due now.
 // Only safe while this process owns the database (the lock file guarantees it).
 func (t *Tx) RecoverProcessing(now int64) (int64, error) {
-	res, err := t.Exec(`update tasks set status = 'pending', due_at = ? where status = 'processing'`, now)
+	var rows []struct {
+		TeamID string `db:"team_id"`
+	}
+	err := t.Select(&rows, `update tasks set status = 'pending', due_at = ? where status = 'processing' returning team_id`, now)
 	if err != nil {
 		return 0, fmt.Errorf("recover processing tasks: %w", err)
 	}
-	return res.RowsAffected()
+	for _, r := range rows {
+		t.count(r.TeamID, StatusProcessing, StatusPending, 1)
+	}
+	return int64(len(rows)), nil
 }
 
 // Attempt is one row of the attempts table.
