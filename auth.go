@@ -42,6 +42,9 @@ func (a *App) authenticated(h func(http.ResponseWriter, *http.Request) error) fu
 		if err != nil {
 			return err
 		}
+		if err := a.teamLimit.allow(w, teamID); err != nil {
+			return err
+		}
 		return h(w, r.WithContext(context.WithValue(r.Context(), teamKey, teamID)))
 	}
 }

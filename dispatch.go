@@ -107,6 +107,11 @@ func (d *dispatcher) start(ctx context.Context) error {
 		defer d.loops.Done()
 		d.loaderLoop()
 	}()
+	d.loops.Add(1)
+	go func() {
+		defer d.loops.Done()
+		d.pruneLoop(a.cfg.Retention)
+	}()
 	for range a.cfg.Workers {
 		d.workers.Add(1)
 		go func() {
@@ -399,6 +404,9 @@ func (d *dispatcher) run(id string) error {
 	if store.IsNotFound(err) {
 		return nil // cancelled, or already taken
 	} else if err != nil {
+		// The task is still pending on disk; offer it again once the database recovers.
+		pr, due := 0, int64(0)
+		time.AfterFunc(time.Second, func() { a.ready.push(id, pr, due) })
 		return err
 	}
 	return d.runClaimed(t)
@@ -418,7 +426,20 @@ func (d *dispatcher) runClaimed(t *store.Task) error {
 	if callErr != nil && d.callCtx.Err() != nil {
 		return d.interrupted(t)
 	}
-	return d.record(t, started, res, callErr)
+	// The outcome is known; keep trying to store it while the database refuses (disk full),
+	// so the task does not stay processing until a restart.
+	for {
+		err := d.record(t, started, res, callErr)
+		if err == nil || d.callCtx.Err() != nil {
+			return err
+		}
+		a.log.Error("record callback outcome; retrying", "task", t.ID, "err", err)
+		select {
+		case <-d.callCtx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // call makes the task's HTTP request.

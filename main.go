@@ -36,7 +36,9 @@ type CLI struct {
 	Serve   ServeCmd   `cmd:"" help:"Run the server: API, dispatcher, timers (and admin page) in one process."`
 	Keys    KeysCmd    `cmd:"" help:"Manage API keys offline (safe while the server runs)."`
 	Teams   TeamsCmd   `cmd:"" help:"Manage teams offline (safe while the server runs)."`
+	Backup  BackupCmd  `cmd:"" help:"Copy the database consistently (safe while the server runs)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
+
 }
 
 func main() {

@@ -35,6 +35,9 @@ type ServeCmd struct {
 	Workers             int           `help:"Callbacks in flight at once." default:"100" env:"ASYNCQUEUE_WORKERS"`
 	MaxBody             int64         `help:"Largest request body accepted, in bytes." default:"1048576" env:"ASYNCQUEUE_MAX_BODY"`
 	VaultKey            string        `help:"Token Vault key: 32 bytes as 64 hex characters or base64 (default: a key file beside the database, created on first start)." env:"ASYNCQUEUE_VAULT_KEY"`
+	Retention           time.Duration `help:"Delete finished tasks this long after they finished (0 keeps them)." default:"720h" env:"ASYNCQUEUE_RETENTION"`
+	RateLimit           string        `help:"API requests per team, e.g. 600/min, 10/s (0 = no limit)." default:"0" env:"ASYNCQUEUE_RATE_LIMIT"`
+	MaxDBSize           int64         `help:"Refuse writes (507) once the database file would grow past this many bytes (0 = no limit)." default:"0" env:"ASYNCQUEUE_MAX_DB_SIZE"`
 	PprofAddr           string        `help:"Serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty." env:"ASYNCQUEUE_PPROF_ADDR"`
 }
 
@@ -63,6 +66,13 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	if c.SignalRateLimit < 0 {
 		return errors.New("--signal-rate-limit must be 0 (off) or more")
 	}
+	perMin, err := parseRate(c.RateLimit)
+	if err != nil {
+		return fmt.Errorf("--rate-limit: %w", err)
+	}
+	if c.Retention < 0 || c.MaxDBSize < 0 {
+		return errors.New("--retention and --max-db-size must not be negative")
+	}
 	if c.Workers < 1 {
 		return errors.New("--workers must be at least 1")
 	}
@@ -87,6 +97,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		signalLimit: iplimit.New(c.SignalRateLimit, 100_000),
 		// Provider callbacks get their own budget, as large as the signals' (SPEC §6: 30/min).
 		callbackLimit: iplimit.New(c.SignalRateLimit, 100_000),
+		teamLimit:     &teamLimiter{perMin: perMin},
 		out: outbound.New(outbound.Options{
 			Policy:    &policy,
 			UserAgent: "asyncqueue/" + Version(),
@@ -116,7 +127,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	app.vaultKey = key
 	app.metrics = newMetrics(app)
 	st, err := store.Open(cli.DB, store.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
-		OnBatch: app.metrics.onBatch})
+		OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})
 	if err != nil {
 		ln.Close()
 		return err

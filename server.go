@@ -37,6 +37,7 @@ type App struct {
 
 	callbackLimit *iplimit.Limiter
 	metrics       *metrics
+	teamLimit     *teamLimiter
 	vault         *vault.Cipher
 	vaultKey      []byte // also keys the HMAC that makes callback ids
 
@@ -94,7 +95,6 @@ func (a *App) routes() http.Handler {
 	api("GET /v1/tokens", a.listTokens)
 	api("DELETE /v1/tokens/{id}", a.deleteToken)
 	open("GET /v1/providers", a.listProviders)
-	open("GET /v1/openapi.json", a.openAPI)
 	open("POST /v1/callbacks/{id}", a.limited(a.callbackLimit, "callback", a.callback))
 	open("POST /v1/signals/{token}", a.signalLimited(a.signalByToken))
 	open("GET /v1/signals/{token}", a.signalLimited(a.getSignal))
@@ -123,6 +123,9 @@ func (a *App) handle(h func(http.ResponseWriter, *http.Request) error) http.Hand
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &e):
+		case storageError(err) != nil:
+			e = storageError(err)
+			a.log.Error("storage", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
 		case errors.As(err, &mbe):
 			e = errorf(http.StatusRequestEntityTooLarge, "Request body is larger than %d bytes", mbe.Limit)
 			w.Header().Set("Connection", "close")

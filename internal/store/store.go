@@ -36,6 +36,8 @@ type Options struct {
 	MaxBatch int // write requests committed together at most
 	// OnCommit is called after each commit with the ids of the tasks it changed.
 	OnCommit func(taskIDs []string)
+	// MaxSize caps the database file in bytes (0: no cap); writes past it fail with SQLITE_FULL.
+	MaxSize int64
 	// OnBatch is called after each transaction with its number of write requests, how long
 	// it took from BEGIN to the end of COMMIT, and its error.
 	OnBatch func(requests int, took time.Duration, err error)
@@ -126,6 +128,17 @@ func Open(path string, o Options) (*Store, error) {
 	if mode != "wal" {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: journal_mode is %q, WAL could not be enabled", path, mode)
+	}
+	if o.MaxSize > 0 {
+		var pageSize int64
+		if err := w.Get(&pageSize, "pragma page_size"); err != nil {
+			w.Close()
+			return nil, err
+		}
+		if _, err := w.Exec(fmt.Sprintf("pragma max_page_count = %d", max(1, o.MaxSize/pageSize))); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("set max size: %w", err)
+		}
 	}
 	if err := migrate(w, o.Schema); err != nil {
 		w.Close()

@@ -338,3 +338,21 @@ var _ sqlx.Ext = (*sqlx.Tx)(nil)
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
+
+// PruneTasks deletes up to limit terminal tasks of a team that finished before cutoff and
+// have no webhook still to deliver (their attempts go with them).
+func (t *Tx) PruneTasks(teamID string, cutoff int64, limit int) (int, error) {
+	var rows []struct {
+		Status string `db:"status"`
+	}
+	err := t.Select(&rows, `delete from tasks where id in (select id from tasks
+		where team_id = ? and completed_at is not null and completed_at < ? and due_at is null
+		and status in ('completed', 'failed', 'timeout', 'cancelled') limit ?) returning status`, teamID, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune tasks: %w", err)
+	}
+	for _, r := range rows {
+		t.CountDeleted(teamID, r.Status, 1)
+	}
+	return len(rows), nil
+}
