@@ -75,8 +75,15 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly}))
 }
 
-// Version is the module version from the build info ("(devel)" for local builds).
+// Set by the release build (scripts/release.sh) with -ldflags -X.
+var version, commit string
+
+// Version is the release version, else the module version from the build info ("(devel)"
+// for local builds).
 func Version() string {
+	if version != "" {
+		return version
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}
@@ -89,7 +96,9 @@ type VersionCmd struct{}
 // Run prints the version and the commit it was built from.
 func (VersionCmd) Run() error {
 	rev := ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if commit != "" {
+		rev = " " + commit
+	} else if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" {
 				rev = " " + s.Value
