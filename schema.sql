@@ -47,8 +47,8 @@ create table if not exists tasks (
   start_result text,
   result text,
   error text,
-  signal_hash blob unique,      -- SHA-256 of the one-time signal token
-  callback_hash blob unique,    -- SHA-256 of the provider callback id
+  signal_hash blob,             -- SHA-256 of the one-time signal token (unique, see below)
+  callback_hash blob,           -- SHA-256 of the provider callback id (unique, see below)
   callback_nonce blob,          -- the callback id is HMAC(vault key, nonce): never stored itself
   provider text,                -- built-in polling template id
   poll_config text,             -- polling configuration (JSON), resolved at create
@@ -71,6 +71,9 @@ create table if not exists tasks (
 
 create index if not exists tasks_due_at_idx on tasks (due_at, id) where due_at is not null;
 create index if not exists tasks_team_id_id_idx on tasks (team_id, id);
+-- Partial, so the many tasks without a token or callback cost no index entry.
+create unique index if not exists tasks_signal_hash_idx on tasks (signal_hash) where signal_hash is not null;
+create unique index if not exists tasks_callback_hash_idx on tasks (callback_hash) where callback_hash is not null;
 create index if not exists tasks_team_id_status_id_idx on tasks (team_id, status, id);
 create index if not exists tasks_team_id_target_host_id_idx on tasks (team_id, target_host, id);
 -- Crash recovery: tasks caught mid-call go back to pending at start-up.

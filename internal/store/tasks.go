@@ -84,7 +84,7 @@ const taskCols = `id, team_id, status, target_url, target_host, method, headers,
 var (
 	qInsertTask   = `insert into tasks (` + taskCols + `) values (` + namedCols(taskCols) + `)`
 	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
-	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ?`
+	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ? and signal_hash is not null`
 	qUpdateTask   = `update tasks set status = :status, headers = :headers,
 		retry_count = :retry_count, attempts = :attempts, start_result = :start_result,
 		result = :result, error = :error, signal_hash = :signal_hash, signal = :signal,
@@ -100,7 +100,7 @@ var (
 		started_at = coalesce(started_at, ?), due_at = null
 		where id = ? and status = 'pending' returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
-	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ?`
+	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ? and callback_hash is not null`
 	qInsertAttempt  = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
 		values (:task_id, :attempt, :started_at, :duration_ms, :status_code, :error)`
 )
