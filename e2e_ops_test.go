@@ -197,3 +197,26 @@ func TestE2EDiskFull(t *testing.T) {
 		t.Errorf("integrity: %v %s", err, check)
 	}
 }
+
+// TestE2EBenchCommand runs `asyncqueue bench` small and checks that it reports every figure
+// and lost nothing.
+func TestE2EBenchCommand(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(binPath, "bench", "--tasks", "300", "--delayed", "30", "--delay", "500ms").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{"created/s", "completed/s (end to end)", "create→callback p50 / p99", "timer lateness p50 / p99 / max"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, text)
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && (strings.HasPrefix(line, "lost") || strings.HasPrefix(line, "delayed lost") ||
+			strings.HasPrefix(line, "duplicate callbacks") || strings.HasPrefix(line, "create errors")) && f[len(f)-1] != "0" {
+			t.Errorf("bench reports %q", line)
+		}
+	}
+}
