@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +55,52 @@ func TestE2EMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+// TestGrafanaDashboardUsesServedSeries: every series the dashboard queries is one the
+// server registers, so a rename cannot silently blank a panel.
+func TestGrafanaDashboardUsesServedSeries(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	m := newMetrics(&App{})
+	names := map[string]bool{}
+	fq := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	for _, c := range m.all {
+		ch := make(chan *prometheus.Desc, 1000)
+		c.Describe(ch)
+		close(ch)
+		for d := range ch {
+			if mm := fq.FindStringSubmatch(d.String()); mm != nil {
+				names[mm[1]] = true
+			}
+		}
+	}
+	series := regexp.MustCompile(`[a-z_]+(_bucket|_sum|_count)?\b`)
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for _, s := range series.FindAllString(tg.Expr, -1) {
+				if !strings.HasPrefix(s, "asyncqueue_") && !strings.HasPrefix(s, "process_") && !strings.HasPrefix(s, "go_") {
+					continue
+				}
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "_bucket"), "_sum"), "_count")
+				if !names[s] && !names[base] {
+					t.Errorf("panel %q queries %s, which the server does not serve", p.Title, s)
+				}
+			}
 		}
 	}
 }

@@ -27,12 +27,12 @@ type metrics struct {
 	writeFails prometheus.Counter     // transactions that failed to commit
 	polls      *prometheus.CounterVec // result: running, done, failed, transient
 	httpReqs   *prometheus.CounterVec // code class
-	_          *prometheus.GaugeVec
+	all        []prometheus.Collector // everything registered
 }
 
 func newMetrics(a *App) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
+	f := func(c prometheus.Collector) { m.reg.MustRegister(c); m.all = append(m.all, c) }
 	m.created = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_tasks_created_total",
 		Help: "Create requests by outcome (created, replayed, rejected)."}, []string{"outcome"})
 	m.callbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_callbacks_total",
@@ -85,6 +85,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.a.store == nil {
+		return // not serving (tests)
+	}
 	counts := c.a.store.StatusCounts("")
 	for _, st := range allStatuses {
 		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(counts[st]), st)
