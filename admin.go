@@ -718,6 +718,7 @@ func (s *admin) vaultNames(ctx context.Context, teamID, headers string) (map[str
 }
 
 type signalView struct {
+	Events           []eventView // signals, heartbeats and callbacks received, oldest first
 	Used             string
 	Buffered         string
 	Progress         string
@@ -725,6 +726,12 @@ type signalView struct {
 	HeartbeatTimeout string
 	WaitingSince     *int64
 	ExpiresAt        *int64
+}
+
+type eventView struct {
+	At     int64
+	Kind   string
+	Detail string
 }
 
 type webhookView struct {
@@ -798,6 +805,19 @@ func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, 
 		return err
 	}
 	tv := buildTaskView(s.a.taskJSON(t), t, as, tokens)
+	if tv.Signal != nil {
+		es, err := s.a.store.Events(r.Context(), id, 100)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			ev := eventView{At: e.At, Kind: e.Kind}
+			if e.Detail != nil {
+				ev.Detail, _ = prettyJSON(*e.Detail)
+			}
+			tv.Signal.Events = append(tv.Signal.Events, ev)
+		}
+	}
 	tv.SignalToken = token
 	live := url.Values{"watch": {t.ID}}
 	s.render(w, r, status, "task", &view{Title: "Task " + t.ID, Nav: "tasks", Sess: sess, Flash: flash, Err: errMsg,

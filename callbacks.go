@@ -74,6 +74,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	var buf bytes.Buffer
 	json.Compact(&buf, raw)
+	cb := buf.String()
 	result, _ := json.Marshal(callResult{StatusCode: 200, Headers: map[string]string{}, Body: buf.String()})
 	sig := &signalBody{Status: store.StatusCompleted, Result: result}
 	canon, _ := json.Marshal(sig)
@@ -96,6 +97,9 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 			if err := tx.UpdateTask(t, from); err != nil {
 				return err
 			}
+			if err := tx.InsertEvent(t.ID, store.NowMS(), "callback", &cb); err != nil {
+				return err
+			}
 			tx.AfterCommit(func() { a.scheduled(t) })
 			out = &signalOutcome{status: http.StatusOK, task: t}
 			return nil
@@ -106,6 +110,9 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 			c := string(canon)
 			t.BufferedSignal = &c
 			if err := tx.UpdateTask(t, from); err != nil {
+				return err
+			}
+			if err := tx.InsertEvent(t.ID, store.NowMS(), "callback.buffered", &cb); err != nil {
 				return err
 			}
 			out = &signalOutcome{status: http.StatusAccepted, task: t}

@@ -91,6 +91,17 @@ create table if not exists vault_tokens (
 
 create index if not exists vault_tokens_team_id_idx on vault_tokens (team_id);
 
+-- Signals, heartbeats and provider callbacks a task received, for its history.
+create table if not exists task_events (
+  id integer primary key,
+  task_id text not null references tasks (id) on delete cascade,
+  at integer not null,
+  kind text not null,           -- signal, signal.buffered, heartbeat, callback, callback.buffered
+  detail text                   -- JSON: the signal, the progress, the callback body
+) strict;
+
+create index if not exists task_events_task_id_id_idx on task_events (task_id, id);
+
 create table if not exists attempts (
   task_id text not null references tasks (id) on delete cascade,
   attempt integer not null,

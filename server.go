@@ -86,6 +86,7 @@ func (a *App) routes() http.Handler {
 	api("GET /v1/tasks", a.listTasks)
 	api("GET /v1/tasks/{id}", a.getTask)
 	api("GET /v1/tasks/{id}/attempts", a.getAttempts)
+	api("GET /v1/tasks/{id}/events", a.getEvents)
 	api("POST /v1/tasks/{id}/cancel", a.cancelTask)
 	api("POST /v1/tasks/{id}/retry", a.retryTask)
 	api("POST /v1/tasks/{id}/signal", a.signalTaskByID)

@@ -81,6 +81,9 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 		if err := tx.UpdateTask(t, from); err != nil {
 			return nil, err
 		}
+		if err := tx.InsertEvent(t.ID, store.NowMS(), "signal", &canon); err != nil {
+			return nil, err
+		}
 		tx.AfterCommit(func() { a.scheduled(t) })
 		return &signalOutcome{status: http.StatusOK, task: t}, nil
 	case store.StatusPending, store.StatusDelayed, store.StatusProcessing:
@@ -93,6 +96,9 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 		}
 		t.BufferedSignal = &canon
 		if err := tx.UpdateTask(t, from); err != nil {
+			return nil, err
+		}
+		if err := tx.InsertEvent(t.ID, store.NowMS(), "signal.buffered", &canon); err != nil {
 			return nil, err
 		}
 		return &signalOutcome{status: http.StatusAccepted, task: t}, nil
@@ -258,6 +264,9 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 			t.DueAt = &due
 		}
 		if err := tx.UpdateTask(t, store.StatusWaiting); err != nil {
+			return err
+		}
+		if err := tx.InsertEvent(t.ID, now, "heartbeat", t.Progress); err != nil {
 			return err
 		}
 		done = t

@@ -617,6 +617,29 @@ func (a *App) getAttempts(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"attempts": out})
 }
 
+// getEvents is GET /v1/tasks/{id}/events: the signals, heartbeats and provider callbacks
+// the task received, oldest first (the newest 500).
+func (a *App) getEvents(w http.ResponseWriter, r *http.Request) error {
+	t, err := a.loadTask(r)
+	if err != nil {
+		return err
+	}
+	es, err := a.store.Events(r.Context(), t.ID, 500)
+	if err != nil {
+		return err
+	}
+	type eventJSON struct {
+		At     string          `json:"at"`
+		Kind   string          `json:"kind"`
+		Detail json.RawMessage `json:"detail"`
+	}
+	out := make([]eventJSON, len(es))
+	for i, e := range es {
+		out[i] = eventJSON{At: *formatTime(&e.At), Kind: e.Kind, Detail: rawJSON(e.Detail)}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"events": out})
+}
+
 // cancelTask is POST /v1/tasks/{id}/cancel.
 func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.loadTask(r)
