@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jmoiron/sqlx"
@@ -297,7 +298,15 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
 	}
 	cond := strings.Join(where, " and ")
 	var total int
-	if err := s.get(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
+	if f.CreatedAfter == 0 && f.CreatedBefore == 0 && f.TargetHost == "" {
+		// Team and status filters only: the in-memory counts know the total.
+		counts := s.StatusCounts(f.TeamID)
+		for st, n := range counts {
+			if len(f.Statuses) == 0 || slices.Contains(f.Statuses, st) {
+				total += int(n)
+			}
+		}
+	} else if err := s.get(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("count tasks: %w", err)
 	}
 	var tasks []Task
