@@ -96,6 +96,7 @@ func (a *App) routes() http.Handler {
 	api("GET /v1/tokens", a.listTokens)
 	api("DELETE /v1/tokens/{id}", a.deleteToken)
 	open("GET /v1/providers", a.listProviders)
+	open("GET /v1/openapi.json", a.openAPI)
 	open("POST /v1/callbacks/{id}", a.limited(a.callbackLimit, "callback", a.callback))
 	open("POST /v1/signals/{token}", a.signalLimited(a.signalByToken))
 	open("GET /v1/signals/{token}", a.signalLimited(a.getSignal))
