@@ -23,6 +23,11 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	for _, a := range os.Args {
+		if strings.HasPrefix(a, "-test.fuzzworker") {
+			os.Exit(m.Run()) // fuzz workers run fuzz targets only: no binary needed
+		}
+	}
 	dir, err := os.MkdirTemp("", "asyncqueue-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -40,6 +40,9 @@ type CLI struct {
 	Bench   BenchCmd   `cmd:"" help:"Measure throughput and timer accuracy on this machine (runs its own server and sink)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 
+	Tasks  TasksCmd  `cmd:"" help:"Create, show, list, cancel and retry tasks on a running server (client)."`
+	Signal SignalCmd `cmd:"" help:"Resolve a waiting task with its signal token (client; no API key)."`
+	Tail   TailCmd   `cmd:"" help:"Follow task changes live on a running server (client)."`
 }
 
 func main() {
@@ -48,6 +51,7 @@ func main() {
 		kong.Name("asyncqueue"),
 		kong.Description("A self-hosted HTTP task queue with wait/signal, in one binary."),
 		kong.UsageOnError(),
+		kong.Exit(func(code int) { os.Exit(usageExit(code)) }), // kong's own usage errors: exit 1, as documented
 	)
 	log := newLogger(os.Stderr, cli.LogFormat, cli.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -57,7 +61,7 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "asyncqueue:", err)
 		stop()
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 

@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"path"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,12 +137,22 @@ func (a *App) handle(h func(http.ResponseWriter, *http.Request) error) http.Hand
 			w.Header().Set("Connection", "close")
 		case errors.Is(err, context.Canceled):
 			return
+		case isTimeout(err):
+			// The client sent its body too slowly (ReadTimeout): its fault, not ours.
+			e = &Error{http.StatusRequestTimeout, "Request body was not received in time"}
+			w.Header().Set("Connection", "close")
+			a.log.Debug("request timed out", "method", r.Method, "path", redactPath(r.URL.Path))
 		default:
 			a.log.Error("request failed", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
 			e = &Error{http.StatusInternalServerError, "Internal error"}
 		}
 		writeJSON(w, e.Status, map[string]string{"error": e.Message})
 	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 func teamOf(r *http.Request) string { return r.Context().Value(teamKey).(string) }
@@ -259,8 +273,29 @@ func typeName(goType string) string {
 	return "of another type"
 }
 
-// redactPath hides the secrets that travel in URL paths.
+// hexSecret is any run of 64 hex digits: the shape of signal tokens and callback ids.
+var hexSecret = regexp.MustCompile(`[0-9a-fA-F]{64}`)
+
+// redactPath hides the secrets that travel in URL paths. It cleans the path the way the
+// router does first (so "//v1/signals/…" or "/x/../v1/callbacks/…" are caught too), and
+// masks any token-shaped run left as a backstop.
 func redactPath(p string) string {
+	p = hexSecret.ReplaceAllString(redactPrefixes(cleanPath(p)), "[REDACTED]")
+	return p
+}
+
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+func redactPrefixes(p string) string {
 	for _, prefix := range []string{"/v1/signals/", "/v1/callbacks/"} {
 		if rest, ok := strings.CutPrefix(p, prefix); ok {
 			_, tail, hasTail := strings.Cut(rest, "/")
