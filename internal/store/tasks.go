@@ -130,7 +130,12 @@ var ErrStale = errors.New("store: task changed concurrently")
 // (compare-and-set). Inside the single writer this never fails for a row read in the same
 // Tx; it guards the read-modify-write against misuse.
 func (t *Tx) UpdateTask(task *Task, from string) error {
-	res, err := t.NamedExec(qUpdateTask, updateArgs{task, from})
+	return t.update(qUpdateTask, updateArgs{task, from}, task, from)
+}
+
+// update runs one guarded update of task and records the change.
+func (t *Tx) update(query string, arg any, task *Task, from string) error {
+	res, err := t.NamedExec(query, arg)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
@@ -164,16 +169,7 @@ func (t *Tx) BufferedSignal(id string) (*string, error) {
 // UpdateTaskNoSignal writes a processing task's outcome, provided no early signal arrived
 // while its call was in flight (ErrStale otherwise).
 func (t *Tx) UpdateTaskNoSignal(task *Task) error {
-	res, err := t.NamedExec(qUpdateTaskNoSignal, task)
-	if err != nil {
-		return fmt.Errorf("update task: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return ErrStale
-	}
-	t.Changed(task.ID)
-	t.count(task.TeamID, StatusProcessing, task.Status, 1)
-	return nil
+	return t.update(qUpdateTaskNoSignal, task, task, StatusProcessing)
 }
 
 // Task reads one task inside the write transaction.
