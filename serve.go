@@ -149,15 +149,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	log.Info("asyncqueue ready", "addr", ln.Addr().String(), "db", cli.DB, "sync", c.Sync,
 		"timers_loaded", app.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
 
-	srv := &http.Server{
-		Handler:           app.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second, // long polls hold up to 25 s
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	srv := newHTTPServer(app.routes(), log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	if c.PprofAddr != "" {
@@ -253,4 +245,18 @@ Use it as:
 `, raw, raw, publicURL)
 	}
 	return nil
+}
+
+// newHTTPServer sets the limits that keep slow or greedy clients from holding the server:
+// Go's zero values mean "no timeout".
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second, // long polls hold up to 25 s; SSE streams extend their own deadline
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
