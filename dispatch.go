@@ -286,12 +286,7 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *i
 	case t.Status == store.StatusDelayed && a.ready.reserve():
 		// A worker is idle: claim it in this same write and hand it over.
 		*reserved++
-		t.Status = store.StatusProcessing
-		t.Attempts++
-		if t.StartedAt == nil {
-			t.StartedAt = &nowMS
-		}
-		t.DueAt = nil
+		claim(t, nowMS)
 		if err := tx.UpdateTask(t, from); err != nil {
 			return err
 		}
@@ -324,6 +319,17 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *i
 	}
 	tx.AfterCommit(func() { a.scheduled(t) })
 	return nil
+}
+
+// claim marks t as taken by a worker, as store.Tx.ClaimTask does in SQL, for a task written
+// in the same transaction and handed to the worker in memory.
+func claim(t *store.Task, nowMS int64) {
+	t.Status = store.StatusProcessing
+	t.Attempts++
+	if t.StartedAt == nil {
+		t.StartedAt = &nowMS
+	}
+	t.DueAt = nil
 }
 
 // timeoutDue reports whether a waiting or polling task's deadline has come: maxWaitTime or
@@ -405,8 +411,7 @@ func (d *dispatcher) run(id string) error {
 		return nil // cancelled, or already taken
 	} else if err != nil {
 		// The task is still pending on disk; offer it again once the database recovers.
-		pr, due := 0, int64(0)
-		time.AfterFunc(time.Second, func() { a.ready.push(id, pr, due) })
+		time.AfterFunc(time.Second, func() { a.ready.push(id, 0, 0) })
 		return err
 	}
 	return d.runClaimed(t)
@@ -576,24 +581,19 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, permanent bool, errMsg string, now time.Time) {
 	a := d.a
 	switch {
-	case answered && t.PollConfig != nil:
+	case answered && (t.PollConfig != nil || t.WaitForSignal || t.CallbackNonce != nil):
+		// The call started the work; the task goes on waiting or polling, unless a signal
+		// or provider callback already came, which settles it now.
 		r := resultJSON(res)
 		t.StartResult = &r
-		if t.BufferedSignal != nil { // a provider callback came first
+		switch {
+		case t.BufferedSignal != nil:
 			var sig signalBody
 			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
 			a.resolve(t, &sig, *t.BufferedSignal, now)
-		} else {
+		case t.PollConfig != nil:
 			a.startPolling(t, now)
-		}
-	case answered && (t.WaitForSignal || t.CallbackNonce != nil):
-		r := resultJSON(res)
-		t.StartResult = &r
-		if t.BufferedSignal != nil {
-			var sig signalBody
-			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
-			a.resolve(t, &sig, *t.BufferedSignal, now)
-		} else {
+		default:
 			a.startWaiting(t, now)
 		}
 	case answered:
@@ -670,6 +670,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	ctx, cancel := context.WithTimeout(d.callCtx, WebhookTimeout)
 	defer cancel()
 	var errMsg string
+	permanent := false // a 4xx answer: retrying will not help
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.OnCompleteURL, bytes.NewReader(payload))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -681,9 +682,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		res, err = a.out.Do(req)
 		if err == nil && (res.StatusCode < 200 || res.StatusCode > 299) {
 			errMsg = fmt.Sprintf("HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
-			if res.StatusCode < 500 {
-				errMsg = "permanent: " + errMsg
-			}
+			permanent = res.StatusCode < 500
 		}
 	}
 	if err != nil {
@@ -708,9 +707,8 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		case errMsg == "":
 			st.Status, st.LastError = "delivered", nil
 			a.metrics.webhooks.WithLabelValues("delivered").Inc()
-		case strings.HasPrefix(errMsg, "permanent: ") || st.Attempts > WebhookRetries:
-			msg := strings.TrimPrefix(errMsg, "permanent: ")
-			st.Status, st.LastError = "failed", &msg
+		case permanent || st.Attempts > WebhookRetries:
+			st.Status, st.LastError = "failed", &errMsg
 			a.metrics.webhooks.WithLabelValues("failed").Inc()
 		default:
 			st.Status, st.LastError = "pending", &errMsg

@@ -140,6 +140,9 @@ func (m *metrics) callback(status int, errClass string, d time.Duration) {
 	}
 }
 
+var signalResults = map[int]string{200: "accepted", 202: "buffered", 400: "malformed", 404: "not_found",
+	409: "refused", 413: "too_large", 429: "rate_limited"}
+
 // signal records one request to the signal or callback endpoints by its outcome.
 func (m *metrics) signal(kind string, status int, err error) {
 	if e, ok := err.(*Error); ok {
@@ -147,8 +150,7 @@ func (m *metrics) signal(kind string, status int, err error) {
 	} else if err != nil {
 		status = http.StatusInternalServerError
 	}
-	result := map[int]string{200: "accepted", 202: "buffered", 400: "malformed", 404: "not_found",
-		409: "refused", 413: "too_large", 429: "rate_limited"}[status]
+	result := signalResults[status]
 	if result == "" {
 		result = "error"
 	}

@@ -88,7 +88,9 @@ type pollOutcome struct {
 // poll makes one status request for t and records what it found.
 func (d *dispatcher) poll(t *store.Task) {
 	a := d.a
-	out := d.pollOnce(t)
+	var cfg providers.PollConfig
+	json.Unmarshal([]byte(*t.PollConfig), &cfg)
+	out := d.pollOnce(t, &cfg)
 	switch {
 	case out.done:
 		a.metrics.polls.WithLabelValues("done").Inc()
@@ -120,8 +122,6 @@ func (d *dispatcher) poll(t *store.Task) {
 			cur.Error = &out.err
 			a.finish(cur, store.StatusFailed, now)
 		default:
-			var cfg providers.PollConfig
-			json.Unmarshal([]byte(*cur.PollConfig), &cfg)
 			if out.transient != "" {
 				cur.Error = &out.transient // shown while polling goes on
 			}
@@ -139,9 +139,7 @@ func (d *dispatcher) poll(t *store.Task) {
 	}
 }
 
-func (d *dispatcher) pollOnce(t *store.Task) pollOutcome {
-	var cfg providers.PollConfig
-	json.Unmarshal([]byte(*t.PollConfig), &cfg)
+func (d *dispatcher) pollOnce(t *store.Task, cfg *providers.PollConfig) pollOutcome {
 	var start callResult
 	if t.StartResult != nil {
 		json.Unmarshal([]byte(*t.StartResult), &start)
@@ -153,7 +151,7 @@ func (d *dispatcher) pollOnce(t *store.Task) pollOutcome {
 	if err != nil {
 		return pollOutcome{failed: true, err: "Polling: " + err.Error()}
 	}
-	res, perr := d.pollGet(t, &cfg, pollURL)
+	res, perr := d.pollGet(t, cfg, pollURL)
 	if perr != nil {
 		return *perr
 	}
@@ -164,7 +162,7 @@ func (d *dispatcher) pollOnce(t *store.Task) pollOutcome {
 	o := cfg.Evaluate(res.StatusCode, doc)
 	switch o.State {
 	case providers.Done:
-		return d.pollResult(t, &cfg, startBody, start.Headers, doc, res.Body)
+		return d.pollResult(t, cfg, startBody, start.Headers, doc, res.Body)
 	case providers.Failed:
 		msg := "Provider reported status " + o.Status
 		if s, isStr := o.Error.(string); isStr && s != "" {

@@ -127,10 +127,11 @@ func (a *App) handle(h func(http.ResponseWriter, *http.Request) error) http.Hand
 		}
 		var e *Error
 		var mbe *http.MaxBytesError
+		se := storageError(err)
 		switch {
 		case errors.As(err, &e):
-		case storageError(err) != nil:
-			e = storageError(err)
+		case se != nil:
+			e = se
 			a.log.Error("storage", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
 		case errors.As(err, &mbe):
 			e = errorf(http.StatusRequestEntityTooLarge, "Request body is larger than %d bytes", mbe.Limit)
@@ -280,8 +281,7 @@ var hexSecret = regexp.MustCompile(`[0-9a-fA-F]{64}`)
 // router does first (so "//v1/signals/…" or "/x/../v1/callbacks/…" are caught too), and
 // masks any token-shaped run left as a backstop.
 func redactPath(p string) string {
-	p = hexSecret.ReplaceAllString(redactPrefixes(cleanPath(p)), "[REDACTED]")
-	return p
+	return hexSecret.ReplaceAllString(redactPrefixes(cleanPath(p)), "[REDACTED]")
 }
 
 func cleanPath(p string) string {

@@ -407,7 +407,8 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		task.SignalHash = h[:]
 	}
 
-	if err := a.checkTokenRefs(r.Context(), teamID, hdrMap(task)); err != nil {
+	// req.Headers were validated by newTask; task.Headers holds the same map as JSON.
+	if err := a.checkTokenRefs(r.Context(), teamID, req.Headers); err != nil {
 		return err
 	}
 	idemKey := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
@@ -420,11 +421,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	view := *task
 	direct := task.Status == store.StatusPending && a.ready.reserve()
 	if direct {
-		ms := now.UnixMilli()
-		task.Status = store.StatusProcessing
-		task.Attempts = 1
-		task.StartedAt = &ms
-		task.DueAt = nil
+		claim(task, now.UnixMilli())
 	}
 	var replayed *store.Task
 	err = a.store.Write(r.Context(), func(tx *store.Tx) error {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // Task statuses.
@@ -336,8 +334,6 @@ func namedCols(cols string) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-var _ sqlx.Ext = (*sqlx.Tx)(nil)
 
 // escapeLike escapes the LIKE wildcards of s for use with `escape '\'`.
 func escapeLike(s string) string {
