@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -111,6 +110,11 @@ func (d *dispatcher) start(ctx context.Context) error {
 	go func() {
 		defer d.loops.Done()
 		d.pruneLoop(a.cfg.Retention)
+	}()
+	d.workers.Add(1)
+	go func() {
+		defer d.workers.Done()
+		d.claimLoop()
 	}()
 	for range a.cfg.Workers {
 		d.workers.Add(1)
@@ -380,41 +384,65 @@ func (a *App) expireIfDue(tx *store.Tx, t *store.Task, now time.Time) error {
 	return nil
 }
 
-// work is one worker: take the most urgent ready task, call its target, record the outcome.
+// work is one worker: take a claimed task, call its target, queue the outcome's write.
 func (d *dispatcher) work() {
 	for {
-		id, t, ok := d.a.ready.take(d.claimCtx)
+		t, ok := d.a.ready.take(d.claimCtx)
 		if !ok {
 			return
 		}
-		var err error
-		if t != nil {
-			err = d.runClaimed(t)
-		} else {
-			err = d.run(id)
-		}
-		if err != nil && d.runCtx.Err() == nil {
-			d.a.log.Error("run task", "task", id, "err", err)
+		if err := d.runClaimed(t); err != nil && d.runCtx.Err() == nil {
+			d.a.log.Error("run task", "task", t.ID, "err", err)
 		}
 	}
 }
 
-func (d *dispatcher) run(id string) error {
+// claimBatchMax caps how many pending tasks one claim write takes.
+const claimBatchMax = 256
+
+// claimLoop claims pending tasks for idle workers, as many per write as there are
+// workers free for them, and hands them over once the claim is durable.
+func (d *dispatcher) claimLoop() {
 	a := d.a
-	var t *store.Task
-	err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
-		var err error
-		t, err = tx.ClaimTask(id, store.NowMS())
-		return err
-	})
-	if store.IsNotFound(err) {
-		return nil // cancelled, or already taken
-	} else if err != nil {
-		// The task is still pending on disk; offer it again once the database recovers.
-		time.AfterFunc(time.Second, func() { a.ready.push(id, 0, 0) })
-		return err
+	for {
+		items, ok := a.ready.claimBatch(d.claimCtx, claimBatchMax)
+		if !ok {
+			return
+		}
+		var got []*store.Task
+		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+			got = got[:0]
+			now := store.NowMS()
+			for _, it := range items {
+				t, err := tx.ClaimTask(it.id, now)
+				if store.IsNotFound(err) {
+					continue // cancelled, or no longer pending
+				} else if err != nil {
+					return err
+				}
+				got = append(got, t)
+			}
+			return nil
+		})
+		if err != nil {
+			got = nil
+			if d.runCtx.Err() == nil {
+				a.log.Error("claim tasks", "err", err, "tasks", len(items))
+				// Still pending on disk; offer them again once the database recovers.
+				time.AfterFunc(time.Second, func() {
+					for _, it := range items {
+						a.ready.push(it.id, it.priority, it.due)
+					}
+				})
+			}
+		}
+		for _, t := range got {
+			a.ready.handoff(t)
+		}
+		for range len(items) - len(got) {
+			a.ready.unreserve()
+		}
 	}
-	return d.runClaimed(t)
 }
 
 // runClaimed calls the target of a task that is processing and records the outcome.
@@ -431,20 +459,10 @@ func (d *dispatcher) runClaimed(t *store.Task) error {
 	if callErr != nil && d.callCtx.Err() != nil {
 		return d.interrupted(t)
 	}
-	// The outcome is known; keep trying to store it while the database refuses (disk full),
-	// so the task does not stay processing until a restart.
-	for {
-		err := d.record(t, started, res, callErr)
-		if err == nil || d.callCtx.Err() != nil {
-			return err
-		}
-		a.log.Error("record callback outcome; retrying", "task", t.ID, "err", err)
-		select {
-		case <-d.callCtx.Done():
-			return err
-		case <-time.After(time.Second):
-		}
-	}
+	// The worker does not wait for the outcome's commit: it goes on to the next task while
+	// the write joins a group commit.
+	d.record(t, started, res, callErr)
+	return nil
 }
 
 // call makes the task's HTTP request.
@@ -520,9 +538,11 @@ func Backoff(kind string, n int) time.Duration {
 	return time.Second << min(n-1, 20)
 }
 
-// record stores an attempt and moves the task on: answered → completed or waiting;
-// failed → retry after the backoff, or failed after the last retry.
-func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Response, callErr error) error {
+// record queues the write that stores an attempt and moves the task on: answered →
+// completed or waiting; failed → retry after the backoff, or failed after the last retry.
+// While the database refuses it (disk full) it is retried every second, so the task does
+// not stay processing until a restart; at shutdown it is left to the restart's recovery.
+func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Response, callErr error) {
 	a := d.a
 	dur := time.Since(started)
 	answered := callErr == nil && res.StatusCode < 500
@@ -539,7 +559,22 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 	}
 	a.observeCall(t, res, callErr, errMsg, dur)
 	orig := *t
-	return a.store.Write(context.Background(), func(tx *store.Tx) error {
+	var write func(*store.Tx) error
+	var retry func(error)
+	retry = func(err error) {
+		if err == nil || d.callCtx.Err() != nil {
+			return
+		}
+		a.log.Error("record callback outcome; retrying", "task", t.ID, "err", err)
+		d.spawn(func() {
+			select {
+			case <-d.callCtx.Done():
+			case <-time.After(time.Second):
+				a.store.WriteAsync(write, retry)
+			}
+		})
+	}
+	write = func(tx *store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -556,7 +591,7 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		d.outcome(&t, res, answered, permanent, errMsg, now)
 		// Only an early signal can change a task while its call is in flight. Usually none
 		// came: one guarded update. Otherwise read it and decide again.
-		err := tx.UpdateTaskNoSignal(&t)
+		err := tx.UpdateTaskNoSignal(&orig, &t)
 		if errors.Is(err, store.ErrStale) {
 			if t.BufferedSignal, err = tx.BufferedSignal(orig.ID); err != nil {
 				return err
@@ -572,7 +607,8 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		}
 		tx.AfterCommit(func() { a.scheduled(&t) })
 		return nil
-	})
+	}
+	a.store.WriteAsync(write, retry)
 }
 
 // outcome moves a processing task on after its call: answered → completed, waiting or
@@ -741,168 +777,4 @@ func valueOr(p *int64) int64 {
 		return 0
 	}
 	return *p
-}
-
-// readyQueue holds due tasks in run order: priority (high first), then due time, then id.
-type readyQueue struct {
-	mu     sync.Mutex
-	items  readyHeap
-	in     map[string]bool
-	notify chan struct{}
-	closed bool
-
-	// Direct hand-off: a task created while a worker is idle is written as processing and
-	// given to a worker from memory, saving the claim write (see App.createTask).
-	claimed  []*store.Task
-	idle     int // workers waiting in take
-	reserved int // hand-offs promised to idle workers, not yet delivered
-}
-
-type readyItem struct {
-	id       string
-	priority int
-	due      int64
-}
-
-type readyHeap []readyItem
-
-func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(i, j int) bool {
-	if h[i].priority != h[j].priority {
-		return h[i].priority > h[j].priority
-	}
-	if h[i].due != h[j].due {
-		return h[i].due < h[j].due
-	}
-	return h[i].id < h[j].id
-}
-func (h readyHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *readyHeap) Push(x any)   { *h = append(*h, x.(readyItem)) }
-func (h *readyHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
-}
-
-func newReadyQueue() *readyQueue {
-	return &readyQueue{in: map[string]bool{}, notify: make(chan struct{}, 1)}
-}
-
-func (q *readyQueue) push(id string, priority int, due int64) {
-	q.mu.Lock()
-	if q.in[id] || q.closed {
-		q.mu.Unlock()
-		return
-	}
-	q.in[id] = true
-	heap.Push(&q.items, readyItem{id, priority, due})
-	q.mu.Unlock()
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
-}
-
-// pop waits for the most urgent task; false once ctx is done or the queue is closed.
-func (q *readyQueue) pop(ctx context.Context) (string, bool) {
-	id, _, ok := q.take(ctx)
-	return id, ok
-}
-
-// take waits for work: a task already claimed for a worker (t != nil), or the id of the
-// most urgent pending task to claim. false once ctx is done or the queue is closed.
-func (q *readyQueue) take(ctx context.Context) (id string, t *store.Task, ok bool) {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return "", nil, false
-		}
-		if len(q.claimed) > 0 || len(q.items) > 0 {
-			if len(q.claimed) > 0 {
-				t = q.claimed[0]
-				q.claimed[0] = nil
-				q.claimed = q.claimed[1:]
-				id = t.ID
-			} else {
-				it := heap.Pop(&q.items).(readyItem)
-				delete(q.in, it.id)
-				id = it.id
-			}
-			more := len(q.items) > 0 || len(q.claimed) > 0
-			q.mu.Unlock()
-			if more { // pass the baton so another idle worker wakes
-				select {
-				case q.notify <- struct{}{}:
-				default:
-				}
-			}
-			return id, t, true
-		}
-		q.idle++
-		q.mu.Unlock()
-		select {
-		case <-ctx.Done():
-		case <-q.notify:
-		}
-		q.mu.Lock()
-		q.idle--
-		q.mu.Unlock()
-		if ctx.Err() != nil {
-			return "", nil, false
-		}
-	}
-}
-
-// reserve promises the next hand-off to an idle worker; false when none is free.
-func (q *readyQueue) reserve() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed || q.idle-q.reserved <= 0 {
-		return false
-	}
-	q.reserved++
-	return true
-}
-
-// unreserve withdraws a promise whose task was not written.
-func (q *readyQueue) unreserve() {
-	q.mu.Lock()
-	q.reserved--
-	q.mu.Unlock()
-}
-
-// handoff delivers a reserved, already claimed task to a worker.
-func (q *readyQueue) handoff(t *store.Task) {
-	q.mu.Lock()
-	q.reserved--
-	q.claimed = append(q.claimed, t)
-	q.mu.Unlock()
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
-}
-
-// drainClaimed returns the claimed tasks no worker took before shutdown.
-func (q *readyQueue) drainClaimed() []*store.Task {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	c := q.claimed
-	q.claimed = nil
-	return c
-}
-
-// close stops the queue; waiting workers leave through their context.
-func (q *readyQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-}
-
-func (q *readyQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
 }

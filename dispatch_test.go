@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 func TestBackoff(t *testing.T) {
@@ -180,5 +182,67 @@ func TestReadyQueueConcurrentWorkers(t *testing.T) {
 	// A duplicate push is ignored only while the id is queued; a worker may pop it in between.
 	if total > 2*n {
 		t.Errorf("%d pops for %d ids", total, n)
+	}
+}
+
+// Promises and claim batches never exceed the idle workers: a task is claimed (shown
+// processing) only when a worker is free for it, and the most urgent pending ones go first.
+func TestReadyQueuePromisesMatchIdleWorkers(t *testing.T) {
+	t.Parallel()
+	q := newReadyQueue()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	short := func() context.Context {
+		c, cl := context.WithTimeout(ctx, 30*time.Millisecond)
+		t.Cleanup(cl)
+		return c
+	}
+	if q.reserve() {
+		t.Fatal("a promise with no worker idle")
+	}
+	q.push("low", 1, 0)
+	q.push("high", 9, 0)
+	q.push("mid", 5, 0)
+	if items, ok := q.claimBatch(short(), 10); ok {
+		t.Fatalf("claimBatch with no worker idle: %v", items)
+	}
+
+	got := make(chan *store.Task, 2)
+	worker := func() {
+		tk, _ := q.take(ctx)
+		got <- tk
+	}
+	go worker()
+	go worker()
+	for idle := 0; idle < 2; time.Sleep(time.Millisecond) {
+		q.mu.Lock()
+		idle = q.idle
+		q.mu.Unlock()
+	}
+	items, ok := q.claimBatch(ctx, 10)
+	if !ok || len(items) != 2 || items[0].id != "high" {
+		t.Fatalf("claimBatch = %v %v, want [high mid]", items, ok)
+	}
+	if q.reserve() {
+		t.Fatal("a promise beyond the two idle workers")
+	}
+	q.unreserve() // "mid" was not claimed after all: it frees a promise
+	if !q.reserve() {
+		t.Fatal("no promise after one was withdrawn")
+	}
+	q.handoff(&store.Task{ID: "high"})
+	q.handoff(&store.Task{ID: "c"})
+	for range 2 {
+		select {
+		case tk := <-got:
+			if tk == nil || (tk.ID != "high" && tk.ID != "c") {
+				t.Fatalf("a worker got %v", tk)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a handed-over task was not taken")
+		}
+	}
+	if n := q.len(); n != 1 {
+		t.Fatalf("%d pending left, want 1 (low)", n)
 	}
 }

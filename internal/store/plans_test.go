@@ -10,10 +10,10 @@ import (
 func TestTokenLookupPlans(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	for q, want := range map[string]string{
-		qTaskBySignal:   "tasks_signal_hash_idx",
-		qTaskByCallback: "tasks_callback_hash_idx",
-		`update tasks set status = 'pending', due_at = ? where status = 'processing' returning team_id`: "tasks_processing_idx",
-		qTaskByID: "sqlite_autoindex_tasks_1",
+		qTaskBySignal:      "tasks_signal_hash_idx",
+		qTaskByCallback:    "tasks_callback_hash_idx",
+		qRecoverProcessing: "tasks_team_id_status_id_idx (team_id=? AND status=?)",
+		qTaskByID:          "sqlite_autoindex_tasks_1",
 	} {
 		plan := strings.Join(queryPlan(t, s.R, q, []byte("x")), "\n")
 		if !strings.Contains(plan, want) {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,14 +55,21 @@ type Store struct {
 	done  chan struct{}
 	close sync.Once
 
+	// Under sync=full the writer connection runs synchronous=NORMAL and the WAL is synced
+	// here instead, on a second goroutine: batch N+1 runs while batch N's fsync is under
+	// way, and nobody hears of batch N (callers, AfterCommit, OnCommit) until it is on disk.
+	syncWAL bool
+	walPath string
+	wal     *os.File // opened on first use; reopened if the WAL file is replaced
+
 	statsMu sync.Mutex
 	stats   WriteStats
 
 	// Prepared statements, by SQL text: parsing SQL cost more than running it.
-	stmtMu sync.Mutex
-	wStmts map[string]*sqlx.Stmt      // on the writer connection
-	wNamed map[string]*sqlx.NamedStmt // on the writer connection
-	rStmts map[string]*sqlx.Stmt      // on the read pool (prepared per connection on first use)
+	stmtMu    sync.Mutex
+	wStmts    map[string]*sqlx.Stmt // on the writer connection
+	toPrepare []string              // for wStmts, before the next transaction
+	rStmts    map[string]*sqlx.Stmt // on the read pool (prepared per connection on first use)
 
 	countMu sync.Mutex
 	counts  map[countKey]int64
@@ -73,10 +82,16 @@ type WriteStats struct {
 }
 
 type writeReq struct {
-	ctx  context.Context
-	fn   func(*Tx) error
-	errc chan error
-	tx   *Tx
+	ctx      context.Context
+	fn       func(*Tx) error
+	done     func(error) // called once with the outcome, from the write loop
+	answered bool
+	tx       *Tx
+}
+
+func (r *writeReq) answer(err error) {
+	r.answered = true
+	r.done(err)
 }
 
 // ErrClosed is returned by Write after Close.
@@ -111,7 +126,8 @@ func Open(path string, o Options) (*Store, error) {
 	o.Readers = cmp.Or(o.Readers, DefaultReaders)
 	o.MaxBatch = cmp.Or(o.MaxBatch, DefaultMaxBatch)
 
-	w, err := sqlx.Open("sqlite", dsn(path, o.Sync, false))
+	// Under full, SQLite's own per-commit sync is replaced by syncWALFile (see Store.syncWAL).
+	w, err := sqlx.Open("sqlite", dsn(path, "normal", false))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -154,7 +170,12 @@ func Open(path string, o Options) (*Store, error) {
 	r.SetMaxIdleConns(o.Readers)
 
 	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{}),
-		wStmts: map[string]*sqlx.Stmt{}, wNamed: map[string]*sqlx.NamedStmt{}, rStmts: map[string]*sqlx.Stmt{}}
+		syncWAL: o.Sync == "full", walPath: path + "-wal",
+		wStmts: map[string]*sqlx.Stmt{}, rStmts: map[string]*sqlx.Stmt{}}
+	if err := s.syncWALFile(); err != nil { // the schema just applied
+		s.closeHandles()
+		return nil, err
+	}
 	if err := s.loadCounts(); err != nil {
 		s.closeHandles()
 		return nil, err
@@ -166,14 +187,6 @@ func Open(path string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
 		s.wStmts[q] = st
-	}
-	for _, q := range hotNamed {
-		st, err := w.PrepareNamed(q)
-		if err != nil {
-			s.closeHandles()
-			return nil, fmt.Errorf("prepare %q: %w", q, err)
-		}
-		s.wNamed[q] = st
 	}
 	go s.loop()
 	return s, nil
@@ -203,9 +216,7 @@ func migrate(w *sqlx.DB, schema string) error {
 
 // The statements every write runs; prepared once at Open on the writer connection.
 var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
-	qClaimTask, qBufferedSignal, qTaskByCallback}
-
-var hotNamed = []string{qInsertTask, qUpdateTask, qUpdateTaskNoSignal, qInsertAttempt}
+	qClaimTask, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
 
 // Close stops the write loop (after the queued writes) and closes both handles.
 func (s *Store) Close() error {
@@ -219,14 +230,15 @@ func (s *Store) closeHandles() error {
 	for _, st := range s.wStmts {
 		st.Close()
 	}
-	for _, st := range s.wNamed {
-		st.Close()
-	}
 	for _, st := range s.rStmts {
 		st.Close()
 	}
 	s.stmtMu.Unlock()
-	return errors.Join(s.R.Close(), s.W.Close())
+	err := errors.Join(s.R.Close(), s.W.Close())
+	if s.wal != nil {
+		s.wal.Close()
+	}
+	return err
 }
 
 // Stats reports the group-commit counters.
@@ -241,7 +253,7 @@ func (s *Store) Stats() WriteStats {
 // so one failing fn does not undo the others. fn must not block on anything but the database.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (err error) {
 	errc := make(chan error, 1)
-	req := &writeReq{ctx: ctx, fn: fn, errc: errc}
+	req := &writeReq{ctx: ctx, fn: fn, done: func(err error) { errc <- err }}
 	defer func() {
 		if r := recover(); r != nil { // send on closed channel
 			err = ErrClosed
@@ -256,100 +268,216 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (err error) {
 	return <-errc
 }
 
+// WriteAsync queues fn like Write but returns at once; done gets the outcome (after the
+// commit is durable, on the write loop's goroutine, so it must be quick). It blocks only
+// while the queue is full. After Close, done gets ErrClosed.
+func (s *Store) WriteAsync(fn func(*Tx) error, done func(error)) {
+	defer func() {
+		if r := recover(); r != nil { // send on closed channel
+			done(ErrClosed)
+		}
+	}()
+	s.reqs <- &writeReq{ctx: context.Background(), fn: fn, done: done}
+}
+
 func (s *Store) loop() {
 	defer close(s.done)
-	batch := make([]*writeReq, 0, s.opts.MaxBatch)
+	// Under sync=full one committed batch at a time is being synced. While that fsync runs,
+	// the next transaction stays open and takes in every write that arrives; it commits the
+	// moment the fsync is done. So batches grow with the disk's latency, and the fsync
+	// overlaps the next batch's statements instead of adding to them.
+	var synced chan *batchResult
+	var free chan struct{} // holds a token while no batch is being synced
+	if s.syncWAL {
+		synced = make(chan *batchResult)
+		free = make(chan struct{}, 1)
+		free <- struct{}{}
+		syncDone := make(chan struct{})
+		go func() {
+			defer close(syncDone)
+			for res := range synced {
+				if err := s.syncWALFile(); err != nil && res.err == nil {
+					res.err = fmt.Errorf("sync: %w", err)
+				}
+				s.finish(res)
+				free <- struct{}{}
+			}
+		}()
+		defer func() {
+			close(synced)
+			<-syncDone
+		}()
+	}
 	for req := range s.reqs {
-		batch = append(batch[:0], req)
-	drain:
-		for len(batch) < s.opts.MaxBatch {
-			select {
+		b := s.begin()
+		b.run(req)
+		haveToken := false
+	collect:
+		for len(b.reqs) < s.opts.MaxBatch {
+			select { // whatever is queued already
 			case r, ok := <-s.reqs:
 				if !ok {
-					break drain
+					break collect
 				}
-				batch = append(batch, r)
+				b.run(r)
+				continue
 			default:
-				break drain
+			}
+			if free == nil {
+				break
+			}
+			select { // then whatever comes until the disk is free
+			case r, ok := <-s.reqs:
+				if !ok {
+					break collect
+				}
+				b.run(r)
+			case <-free:
+				haveToken = true
+				break collect
 			}
 		}
-		s.commit(batch)
+		if free != nil && !haveToken {
+			<-free
+		}
+		res := b.commit()
+		s.prepareNoted()
+		if synced != nil {
+			synced <- res
+		} else {
+			s.finish(res)
+		}
 	}
 }
 
-func (s *Store) commit(batch []*writeReq) {
-	start := time.Now()
+// batchResult is one transaction: its writes, and once committed what to report.
+type batchResult struct {
+	s       *Store
+	tx      *Tx // nil when BEGIN failed
+	reqs    []*writeReq
+	start   time.Time
+	err     error
+	changed []string
+	deltas  map[countKey]int64
+}
+
+// syncFile flushes a file to disk; tests replace it to watch the order of events.
+var syncFile = fdatasync
+
+// syncWALFile flushes the WAL file to disk (a no-op under sync=normal).
+func (s *Store) syncWALFile() error {
+	if !s.syncWAL {
+		return nil
+	}
+	if s.wal != nil {
+		// SQLite keeps the same WAL file while any connection is open; make sure anyway,
+		// since syncing a replaced file would sync nothing that matters.
+		a, err1 := s.wal.Stat()
+		b, err2 := os.Stat(s.walPath)
+		if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+			s.wal.Close()
+			s.wal = nil
+		}
+	}
+	if s.wal == nil {
+		f, err := os.Open(s.walPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // no WAL: everything is in the database file, synced by the checkpoint
+		} else if err != nil {
+			return err
+		}
+		s.wal = f
+	}
+	return syncFile(s.wal)
+}
+
+// begin opens the write transaction of a new batch.
+func (s *Store) begin() *batchResult {
+	b := &batchResult{s: s, reqs: make([]*writeReq, 0, 16), start: time.Now(), deltas: map[countKey]int64{}}
 	sqltx, err := s.W.Beginx()
 	if err != nil {
-		for _, r := range batch {
-			r.errc <- fmt.Errorf("begin: %w", err)
-		}
+		b.err = fmt.Errorf("begin: %w", err)
+		return b
+	}
+	b.tx = &Tx{Tx: sqltx, s: s}
+	return b
+}
+
+// run applies one write inside the batch's transaction, in its own savepoint, so that a
+// failing write is undone alone and answered at once.
+func (b *batchResult) run(r *writeReq) {
+	b.reqs = append(b.reqs, r)
+	if b.tx == nil {
+		return // answered with the BEGIN error at commit
+	}
+	if r.ctx.Err() != nil {
+		r.answer(r.ctx.Err())
 		return
 	}
-	tx := &Tx{Tx: sqltx, s: s}
-	var changed []string
-	deltas := map[countKey]int64{}
-	for _, r := range batch {
-		if r.ctx.Err() != nil {
-			r.errc <- r.ctx.Err()
-			r.errc = nil
-			continue
-		}
-		t := &Tx{Tx: sqltx, s: s}
-		r.tx = t
-		if _, err := tx.Exec("savepoint w"); err != nil {
-			r.errc <- err
-			r.errc = nil
-			continue
-		}
-		if err := runFn(r.fn, t); err != nil {
-			if _, rerr := tx.Exec("rollback to w"); rerr != nil {
-				err = errors.Join(err, rerr)
-			} else if _, rerr := tx.Exec("release w"); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-			r.errc <- err
-			r.errc = nil
-			continue
-		}
-		if _, err := tx.Exec("release w"); err != nil {
-			r.errc <- err
-			r.errc = nil
-			continue
-		}
-		changed = append(changed, t.changed...)
-		for k, n := range t.deltas {
-			deltas[k] += n
-		}
+	tx := b.tx
+	t := &Tx{Tx: tx.Tx, s: b.s}
+	r.tx = t
+	if _, err := tx.Exec("savepoint w"); err != nil {
+		r.answer(err)
+		return
 	}
-	err = sqltx.Commit()
-	if err != nil {
-		sqltx.Rollback()
-		err = fmt.Errorf("commit: %w", err)
+	if err := runFn(r.fn, t); err != nil {
+		if _, rerr := tx.Exec("rollback to w"); rerr != nil {
+			err = errors.Join(err, rerr)
+		} else if _, rerr := tx.Exec("release w"); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		r.answer(err)
+		return
 	}
+	if _, err := tx.Exec("release w"); err != nil {
+		r.answer(err)
+		return
+	}
+	b.changed = append(b.changed, t.changed...)
+	for k, n := range t.deltas {
+		b.deltas[k] += n
+	}
+}
+
+// commit ends the batch's transaction.
+func (b *batchResult) commit() *batchResult {
+	if b.tx == nil {
+		return b
+	}
+	if err := b.tx.Tx.Commit(); err != nil {
+		b.tx.Tx.Rollback()
+		b.err = fmt.Errorf("commit: %w", err)
+	}
+	return b
+}
+
+// finish reports a batch once it is durable (or failed): counters, OnCommit, each write's
+// AfterCommit functions, then its caller.
+func (s *Store) finish(res *batchResult) {
 	s.statsMu.Lock()
 	s.stats.Commits++
-	s.stats.Requests += int64(len(batch))
+	s.stats.Requests += int64(len(res.reqs))
 	s.statsMu.Unlock()
 	if s.opts.OnBatch != nil {
-		s.opts.OnBatch(len(batch), time.Since(start), err)
+		s.opts.OnBatch(len(res.reqs), time.Since(res.start), res.err)
 	}
-	if err == nil {
-		s.applyCounts(deltas)
-		if len(changed) > 0 && s.opts.OnCommit != nil {
-			s.opts.OnCommit(changed)
+	if res.err == nil {
+		s.applyCounts(res.deltas)
+		if len(res.changed) > 0 && s.opts.OnCommit != nil {
+			s.opts.OnCommit(res.changed)
 		}
 	}
-	for _, r := range batch {
-		if r.errc == nil {
+	for _, r := range res.reqs {
+		if r.answered {
 			continue
 		}
-		if err == nil {
+		if res.err == nil {
 			for _, f := range r.tx.after {
 				f()
 			}
 		}
-		r.errc <- err
+		r.answer(res.err)
 	}
 }
 
@@ -370,6 +498,32 @@ type Tx struct {
 	changed []string
 	after   []func()
 	deltas  map[countKey]int64 // status count changes, applied once committed
+	read    []*Task            // tasks as this Tx read them, so updates write only changes
+}
+
+// remember keeps a copy of a task as read, for UpdateTask.
+func (t *Tx) remember(task *Task) {
+	c := *task
+	t.read = append(t.read, &c)
+}
+
+// readBefore returns the task with id as this Tx read it, or nil.
+func (t *Tx) readBefore(id string) *Task {
+	for i := len(t.read) - 1; i >= 0; i-- {
+		if t.read[i].ID == id {
+			return t.read[i]
+		}
+	}
+	return nil
+}
+
+// QueryRow runs a query that returns one row.
+func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	if st, ok := t.s.wStmt(query); ok {
+		return t.Tx.Stmt(st.Stmt).QueryRow(args...)
+	}
+	t.s.notePrepare(query)
+	return t.Tx.QueryRow(query, args...)
 }
 
 // Get runs a query that returns one row into dest.
@@ -377,6 +531,7 @@ func (t *Tx) Get(dest any, query string, args ...any) error {
 	if st, ok := t.s.wStmt(query); ok {
 		return t.Stmtx(st).Get(dest, args...)
 	}
+	t.s.notePrepare(query)
 	return t.Tx.Get(dest, query, args...)
 }
 
@@ -393,23 +548,55 @@ func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
 	if st, ok := t.s.wStmt(query); ok {
 		return t.Stmtx(st).Exec(args...)
 	}
+	t.s.notePrepare(query)
 	return t.Tx.Exec(query, args...)
 }
 
-// NamedExec runs a statement with :name parameters taken from arg's db tags.
+// NamedExec runs a statement with :name parameters taken from arg's db tags (unprepared:
+// the hot statements bind positionally).
 func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
-	t.s.stmtMu.Lock()
-	st, ok := t.s.wNamed[query]
-	t.s.stmtMu.Unlock()
-	if !ok {
-		return t.Tx.NamedExec(query, arg)
-	}
-	return t.NamedStmt(st).Exec(arg)
+	return t.Tx.NamedExec(query, arg)
 }
 
-// wStmt returns the writer's prepared statement for query, if it is one of the hot ones
-// prepared at Open. (Preparing inside a write would wait for the one connection the
-// write itself holds.)
+// maxPrepared caps the writer's statement cache.
+const maxPrepared = 256
+
+// notePrepare asks for query to be prepared on the writer between two transactions: a
+// statement that runs once is likely to run again (a task update writes one of a few
+// column sets). Preparing inside a write would wait for the one connection the write
+// itself holds.
+func (s *Store) notePrepare(query string) {
+	s.stmtMu.Lock()
+	if len(s.wStmts)+len(s.toPrepare) < maxPrepared && !slices.Contains(s.toPrepare, query) {
+		s.toPrepare = append(s.toPrepare, query)
+	}
+	s.stmtMu.Unlock()
+}
+
+// prepareNoted prepares the statements notePrepare asked for; the write loop calls it
+// while no transaction is open.
+func (s *Store) prepareNoted() {
+	s.stmtMu.Lock()
+	qs := s.toPrepare
+	s.toPrepare = nil
+	s.stmtMu.Unlock()
+	for _, q := range qs {
+		st, err := s.W.Preparex(q)
+		if err != nil {
+			continue // it runs unprepared, as before
+		}
+		s.stmtMu.Lock()
+		if _, dup := s.wStmts[q]; dup {
+			st.Close()
+		} else {
+			s.wStmts[q] = st
+		}
+		s.stmtMu.Unlock()
+	}
+}
+
+// wStmt returns the writer's prepared statement for query, if it has one: the hot ones
+// are prepared at Open, others after their first use (notePrepare).
 func (s *Store) wStmt(query string) (*sqlx.Stmt, bool) {
 	s.stmtMu.Lock()
 	defer s.stmtMu.Unlock()

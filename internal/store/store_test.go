@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,8 +196,9 @@ func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
 			t.Errorf("team %s committed: %v, want %v", name, names[name], want)
 		}
 	}
-	if st := s.Stats(); st.Commits != 2 || st.Requests != 4 {
-		t.Errorf("Stats() = %+v, want 2 commits (blocker, then a+b+c together) of 4 requests", st)
+	// a, b and c queued while the blocker ran, so the open transaction took them in too.
+	if st := s.Stats(); st.Commits != 1 || st.Requests != 4 {
+		t.Errorf("Stats() = %+v, want 1 commit of 4 requests (blocker, a, b, c together)", st)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -424,12 +426,17 @@ func TestPragmas(t *testing.T) {
 		want string
 	}{{"", "2"}, {"full", "2"}, {"FULL", "2"}, {"normal", "1"}} {
 		s, _ := openTest(t, Options{Sync: c.sync})
+		// Under full the store syncs the WAL itself after each commit (syncLoop), so the
+		// writer connection runs NORMAL either way.
+		if s.syncWAL != (c.want == "2") {
+			t.Errorf("Sync %q: syncWAL %v", c.sync, s.syncWAL)
+		}
+		if got := pragma(t, s.W, "synchronous"); got != "1" {
+			t.Errorf("Sync %q writer: synchronous %s, want 1", c.sync, got)
+		}
 		for name, db := range map[string]*sqlx.DB{"writer": s.W, "reader": s.R} {
 			if got := pragma(t, db, "journal_mode"); got != "wal" {
 				t.Errorf("Sync %q %s: journal_mode %q, want wal", c.sync, name, got)
-			}
-			if got := pragma(t, db, "synchronous"); got != c.want {
-				t.Errorf("Sync %q %s: synchronous %s, want %s", c.sync, name, got, c.want)
 			}
 			if got := pragma(t, db, "foreign_keys"); got != "1" {
 				t.Errorf("Sync %q %s: foreign_keys %s, want 1", c.sync, name, got)
@@ -478,5 +485,80 @@ func TestNewerSchemaRefused(t *testing.T) {
 	var v int
 	if err := raw.Get(&v, "pragma user_version"); err != nil || v != SchemaVersion+1 {
 		t.Errorf("after the refused Open user_version is %d (%v), want it untouched at %d", v, err, SchemaVersion+1)
+	}
+}
+
+// Under sync=full a write is acknowledged, and its AfterCommit functions run, only once the
+// WAL holding it has been synced; a failed sync fails the write.
+func TestAckWaitsForWALSync(t *testing.T) {
+	s, _ := openTest(t, Options{Sync: "full"})
+	entered := make(chan struct{}, 10)
+	release := make(chan struct{})
+	var fail error
+	syncFile = func(f *os.File) error {
+		entered <- struct{}{}
+		<-release
+		if fail != nil {
+			return fail
+		}
+		return fdatasync(f)
+	}
+	t.Cleanup(func() { syncFile = fdatasync })
+
+	var after atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Write(context.Background(), func(tx *Tx) error {
+			tx.AfterCommit(func() { after.Store(true) })
+			return insertTeam(tx, "a")
+		})
+	}()
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the WAL was never synced")
+	}
+	// Committed (readers see it) but not yet durable: neither the caller nor AfterCommit knows.
+	var n int
+	if err := s.R.Get(&n, `select count(*) from teams where name = 'a'`); err != nil || n != 1 {
+		t.Fatalf("committed row: %d, %v", n, err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Write returned (%v) before the WAL sync finished", err)
+	default:
+	}
+	if after.Load() {
+		t.Fatal("AfterCommit ran before the WAL sync finished")
+	}
+	release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !after.Load() {
+		t.Fatal("AfterCommit did not run")
+	}
+
+	fail = errors.New("injected EIO")
+	go func() { done <- s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "b") }) }()
+	<-entered
+	release <- struct{}{}
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "injected EIO") {
+		t.Fatalf("Write after a failed sync: %v, want the sync error", err)
+	}
+}
+
+// Under sync=normal nothing syncs the WAL after a commit.
+func TestNormalDoesNotSyncWAL(t *testing.T) {
+	s, _ := openTest(t, Options{Sync: "normal"})
+	var calls atomic.Int32
+	syncFile = func(f *os.File) error { calls.Add(1); return nil }
+	t.Cleanup(func() { syncFile = fdatasync })
+	if err := s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "a") }); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("WAL synced %d times under normal", n)
 	}
 }

@@ -81,32 +81,24 @@ const taskCols = `id, team_id, status, target_url, target_host, method, headers,
 	waiting_since, expires_at, completed_at, due_at`
 
 var (
-	qInsertTask   = `insert into tasks (` + taskCols + `) values (` + namedCols(taskCols) + `)`
+	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(taskColumns)-1) + `)`
 	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
 	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ? and signal_hash is not null`
-	qUpdateTask   = `update tasks set status = :status, headers = :headers,
-		retry_count = :retry_count, attempts = :attempts, start_result = :start_result,
-		result = :result, error = :error, signal_hash = :signal_hash, signal = :signal,
-		callback_hash = :callback_hash, callback_nonce = :callback_nonce, poll_count = :poll_count,
-		buffered_signal = :buffered_signal, progress = :progress,
-		last_heartbeat_at = :last_heartbeat_at, on_complete = :on_complete,
-		started_at = :started_at, waiting_since = :waiting_since, expires_at = :expires_at,
-		completed_at = :completed_at, due_at = :due_at
-		where id = :id and status = :expect_status`
-	qUpdateTaskNoSignal = strings.Replace(qUpdateTask, "where id = :id and status = :expect_status",
-		"where id = :id and status = 'processing' and buffered_signal is null", 1)
-	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
+	qClaimTask    = `update tasks set status = 'processing', attempts = attempts + 1,
 		started_at = coalesce(started_at, ?), due_at = null
 		where id = ? and status = 'pending' returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
 	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ? and callback_hash is not null`
-	qInsertAttempt  = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
-		values (:task_id, :attempt, :started_at, :duration_ms, :status_code, :error)`
+	// Through (team_id, status, id), one range per team: no index of its own to keep up.
+	qRecoverProcessing = `update tasks set status = 'pending', due_at = ?
+		where team_id in (select id from teams) and status = 'processing' returning team_id`
+	qInsertAttempt = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
+		values (?, ?, ?, ?, ?, ?)`
 )
 
 // InsertTask adds a new task.
 func (t *Tx) InsertTask(task *Task) error {
-	_, err := t.NamedExec(qInsertTask, task)
+	_, err := t.Exec(qInsertTask, taskArgs(task)...)
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
@@ -115,29 +107,24 @@ func (t *Tx) InsertTask(task *Task) error {
 	return nil
 }
 
-// updateArgs binds a task and the status it must still have.
-type updateArgs struct {
-	*Task
-	ExpectStatus string `db:"expect_status"`
-}
-
 // ErrStale is returned by UpdateTask when the row is no longer in the expected status.
 var ErrStale = errors.New("store: task changed concurrently")
 
-// UpdateTask writes every mutable column of task, provided the row still has status from
-// (compare-and-set). Inside the single writer this never fails for a row read in the same
-// Tx; it guards the read-modify-write against misuse.
+// UpdateTask writes task, provided the row still has status from (compare-and-set). Only
+// the columns that changed since this Tx read the task are written (every mutable column
+// if it did not read it). Inside the single writer this never fails for a row read in the
+// same Tx; it guards the read-modify-write against misuse.
 func (t *Tx) UpdateTask(task *Task, from string) error {
-	return t.update(qUpdateTask, updateArgs{task, from}, task, from)
+	return t.update(t.readBefore(task.ID), task, from, guardStatus, task.ID, from)
 }
 
 // update runs one guarded update of task and records the change.
-func (t *Tx) update(query string, arg any, task *Task, from string) error {
-	res, err := t.NamedExec(query, arg)
+func (t *Tx) update(orig, task *Task, from, guard string, guardArgs ...any) error {
+	n, err := t.updateDiff(orig, task, guard, guardArgs...)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n != 1 {
 		return ErrStale
 	}
 	t.Changed(task.ID)
@@ -148,13 +135,13 @@ func (t *Tx) update(query string, arg any, task *Task, from string) error {
 // ClaimTask moves a pending task to processing and returns it; sql.ErrNoRows when it is
 // no longer pending (cancelled, or taken).
 func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
-	var task Task
-	if err := t.Get(&task, qClaimTask, now, id); err != nil {
+	task, err := scanTask(t.QueryRow(qClaimTask, now, id))
+	if err != nil {
 		return nil, err
 	}
 	t.Changed(id)
 	t.count(task.TeamID, StatusPending, StatusProcessing, 1)
-	return &task, nil
+	return task, nil
 }
 
 // BufferedSignal reads just the early signal of a task.
@@ -164,42 +151,54 @@ func (t *Tx) BufferedSignal(id string) (*string, error) {
 	return s, err
 }
 
-// UpdateTaskNoSignal writes a processing task's outcome, provided no early signal arrived
-// while its call was in flight (ErrStale otherwise).
-func (t *Tx) UpdateTaskNoSignal(task *Task) error {
-	return t.update(qUpdateTaskNoSignal, task, task, StatusProcessing)
+// UpdateTaskNoSignal writes a processing task's outcome (the columns that differ from
+// orig, the task as claimed), provided no early signal arrived while its call was in
+// flight (ErrStale otherwise).
+func (t *Tx) UpdateTaskNoSignal(orig, task *Task) error {
+	return t.update(orig, task, StatusProcessing, guardNoSignal, task.ID)
 }
 
-// Task reads one task inside the write transaction.
+// Task reads one task inside the write transaction; a later UpdateTask of it writes only
+// what changed.
 func (t *Tx) Task(id string) (*Task, error) {
-	var task Task
-	if err := t.Get(&task, qTaskByID, id); err != nil {
+	task, err := scanTask(t.QueryRow(qTaskByID, id))
+	if err != nil {
 		return nil, err
 	}
-	return &task, nil
+	t.remember(task)
+	return task, nil
 }
 
 // TaskBySignal finds a task by the SHA-256 of its signal token.
 func (t *Tx) TaskBySignal(hash []byte) (*Task, error) {
-	var task Task
-	if err := t.Get(&task, qTaskBySignal, hash); err != nil {
+	task, err := scanTask(t.QueryRow(qTaskBySignal, hash))
+	if err != nil {
 		return nil, err
 	}
-	return &task, nil
+	t.remember(task)
+	return task, nil
 }
 
 // TaskByCallback finds a task by the SHA-256 of its provider callback id.
 func (t *Tx) TaskByCallback(hash []byte) (*Task, error) {
-	var task Task
-	if err := t.Get(&task, qTaskByCallback, hash); err != nil {
+	task, err := scanTask(t.QueryRow(qTaskByCallback, hash))
+	if err != nil {
 		return nil, err
 	}
-	return &task, nil
+	t.remember(task)
+	return task, nil
 }
 
 // InsertAttempt records one call of a task's target.
 func (t *Tx) InsertAttempt(a Attempt) error {
-	_, err := t.NamedExec(qInsertAttempt, a)
+	var code, msg any
+	if a.StatusCode != nil {
+		code = int64(*a.StatusCode)
+	}
+	if a.Error != nil {
+		msg = *a.Error
+	}
+	_, err := t.Exec(qInsertAttempt, a.TaskID, int64(a.Attempt), a.StartedAt, a.DurationMS, code, msg)
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
 	}
@@ -212,7 +211,7 @@ func (t *Tx) RecoverProcessing(now int64) (int64, error) {
 	var rows []struct {
 		TeamID string `db:"team_id"`
 	}
-	err := t.Select(&rows, `update tasks set status = 'pending', due_at = ? where status = 'processing' returning team_id`, now)
+	err := t.Select(&rows, qRecoverProcessing, now)
 	if err != nil {
 		return 0, fmt.Errorf("recover processing tasks: %w", err)
 	}
@@ -325,14 +324,6 @@ func (s *Store) DueBefore(ctx context.Context, afterDue int64, afterID string, u
 		where due_at is not null and due_at < ? and (due_at > ? or (due_at = ? and id > ?))
 		order by due_at, id limit ?`, until, afterDue, afterDue, afterID, limit)
 	return ts, err
-}
-
-func namedCols(cols string) string {
-	parts := strings.Split(cols, ",")
-	for i, p := range parts {
-		parts[i] = ":" + strings.TrimSpace(p)
-	}
-	return strings.Join(parts, ", ")
 }
 
 // escapeLike escapes the LIKE wildcards of s for use with `escape '\'`.

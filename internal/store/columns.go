@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+)
+
+// The hot statements bind and scan tasks positionally, column by column, instead of
+// through sqlx's reflection, and an update writes only the columns that changed: fewer
+// values to bind, and no index is touched whose columns did not move.
+
+// taskColumn is one column of the tasks table and how to read its value from a Task.
+type taskColumn struct {
+	name    string
+	mutable bool // written by updates
+	val     func(*Task) any
+	dest    func(*Task) any // scan destination
+}
+
+func str(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func i64(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func blob(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func boolInt(b bool) any {
+	if b {
+		return int64(1)
+	}
+	return int64(0)
+}
+
+// taskColumns lists the columns in taskCols order.
+var taskColumns = []taskColumn{
+	{"id", false, func(t *Task) any { return t.ID }, func(t *Task) any { return &t.ID }},
+	{"team_id", false, func(t *Task) any { return t.TeamID }, func(t *Task) any { return &t.TeamID }},
+	{"status", true, func(t *Task) any { return t.Status }, func(t *Task) any { return &t.Status }},
+	{"target_url", false, func(t *Task) any { return t.TargetURL }, func(t *Task) any { return &t.TargetURL }},
+	{"target_host", false, func(t *Task) any { return t.TargetHost }, func(t *Task) any { return &t.TargetHost }},
+	{"method", false, func(t *Task) any { return t.Method }, func(t *Task) any { return &t.Method }},
+	{"headers", true, func(t *Task) any { return t.Headers }, func(t *Task) any { return &t.Headers }},
+	{"body", false, func(t *Task) any { return str(t.Body) }, func(t *Task) any { return &t.Body }},
+	{"timeout_ms", false, func(t *Task) any { return t.TimeoutMS }, func(t *Task) any { return &t.TimeoutMS }},
+	{"delay_until", false, func(t *Task) any { return i64(t.DelayUntil) }, func(t *Task) any { return &t.DelayUntil }},
+	{"max_retries", false, func(t *Task) any { return int64(t.MaxRetries) }, func(t *Task) any { return &t.MaxRetries }},
+	{"retry_backoff", false, func(t *Task) any { return t.RetryBackoff }, func(t *Task) any { return &t.RetryBackoff }},
+	{"priority", false, func(t *Task) any { return int64(t.Priority) }, func(t *Task) any { return &t.Priority }},
+	{"on_complete_url", false, func(t *Task) any { return str(t.OnCompleteURL) }, func(t *Task) any { return &t.OnCompleteURL }},
+	{"wait_for_signal", false, func(t *Task) any { return boolInt(t.WaitForSignal) }, func(t *Task) any { return &t.WaitForSignal }},
+	{"max_wait_ms", false, func(t *Task) any { return t.MaxWaitMS }, func(t *Task) any { return &t.MaxWaitMS }},
+	{"heartbeat_timeout_ms", false, func(t *Task) any { return i64(t.HeartbeatTimeoutMS) }, func(t *Task) any { return &t.HeartbeatTimeoutMS }},
+	{"retry_count", true, func(t *Task) any { return int64(t.RetryCount) }, func(t *Task) any { return &t.RetryCount }},
+	{"attempts", true, func(t *Task) any { return int64(t.Attempts) }, func(t *Task) any { return &t.Attempts }},
+	{"start_result", true, func(t *Task) any { return str(t.StartResult) }, func(t *Task) any { return &t.StartResult }},
+	{"result", true, func(t *Task) any { return str(t.Result) }, func(t *Task) any { return &t.Result }},
+	{"error", true, func(t *Task) any { return str(t.Error) }, func(t *Task) any { return &t.Error }},
+	{"signal_hash", true, func(t *Task) any { return blob(t.SignalHash) }, func(t *Task) any { return &t.SignalHash }},
+	{"callback_hash", true, func(t *Task) any { return blob(t.CallbackHash) }, func(t *Task) any { return &t.CallbackHash }},
+	{"callback_nonce", true, func(t *Task) any { return blob(t.CallbackNonce) }, func(t *Task) any { return &t.CallbackNonce }},
+	{"provider", false, func(t *Task) any { return str(t.Provider) }, func(t *Task) any { return &t.Provider }},
+	{"poll_config", false, func(t *Task) any { return str(t.PollConfig) }, func(t *Task) any { return &t.PollConfig }},
+	{"poll_count", true, func(t *Task) any { return int64(t.PollCount) }, func(t *Task) any { return &t.PollCount }},
+	{"signal", true, func(t *Task) any { return str(t.Signal) }, func(t *Task) any { return &t.Signal }},
+	{"buffered_signal", true, func(t *Task) any { return str(t.BufferedSignal) }, func(t *Task) any { return &t.BufferedSignal }},
+	{"progress", true, func(t *Task) any { return str(t.Progress) }, func(t *Task) any { return &t.Progress }},
+	{"last_heartbeat_at", true, func(t *Task) any { return i64(t.LastHeartbeatAt) }, func(t *Task) any { return &t.LastHeartbeatAt }},
+	{"on_complete", true, func(t *Task) any { return str(t.OnComplete) }, func(t *Task) any { return &t.OnComplete }},
+	{"created_at", false, func(t *Task) any { return t.CreatedAt }, func(t *Task) any { return &t.CreatedAt }},
+	{"started_at", true, func(t *Task) any { return i64(t.StartedAt) }, func(t *Task) any { return &t.StartedAt }},
+	{"waiting_since", true, func(t *Task) any { return i64(t.WaitingSince) }, func(t *Task) any { return &t.WaitingSince }},
+	{"expires_at", true, func(t *Task) any { return i64(t.ExpiresAt) }, func(t *Task) any { return &t.ExpiresAt }},
+	{"completed_at", true, func(t *Task) any { return i64(t.CompletedAt) }, func(t *Task) any { return &t.CompletedAt }},
+	{"due_at", true, func(t *Task) any { return i64(t.DueAt) }, func(t *Task) any { return &t.DueAt }},
+}
+
+// taskArgs is every column's value, in taskCols order.
+func taskArgs(t *Task) []any {
+	args := make([]any, len(taskColumns))
+	for i, c := range taskColumns {
+		args[i] = c.val(t)
+	}
+	return args
+}
+
+// scanTask reads one row of taskCols into a new Task.
+func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
+	var t Task
+	dests := make([]any, len(taskColumns))
+	for i, c := range taskColumns {
+		dests[i] = c.dest(&t)
+	}
+	if err := row.Scan(dests...); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+func sameValue(a, b any) bool {
+	if x, ok := a.([]byte); ok {
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	}
+	if _, ok := b.([]byte); ok {
+		return false
+	}
+	return a == b
+}
+
+// updateSQL caches the text of each partial update, by the set of columns it writes and
+// the guard it ends with.
+var updateSQL sync.Map // updateKey → string
+
+type updateKey struct {
+	cols  uint64
+	guard string
+}
+
+// updateQuery builds `update tasks set a = ?, b = ? where <guard>` for the columns in cols.
+func updateQuery(cols uint64, guard string) string {
+	k := updateKey{cols, guard}
+	if q, ok := updateSQL.Load(k); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	b.WriteString("update tasks set ")
+	n := 0
+	for i, c := range taskColumns {
+		if cols&(1<<i) == 0 {
+			continue
+		}
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.name)
+		b.WriteString(" = ?")
+		n++
+	}
+	b.WriteString(" where ")
+	b.WriteString(guard)
+	q := b.String()
+	updateSQL.Store(k, q)
+	return q
+}
+
+// Guards of the task updates. Each takes the task id, then (guardStatus) a status.
+const (
+	guardStatus   = "id = ? and status = ?"
+	guardNoSignal = "id = ? and status = 'processing' and buffered_signal is null"
+)
+
+// updateDiff writes the mutable columns of task that differ from orig (every mutable
+// column when orig is nil), if the row still matches guard. It returns how many rows
+// matched.
+func (t *Tx) updateDiff(orig, task *Task, guard string, guardArgs ...any) (int64, error) {
+	var cols uint64
+	args := make([]any, 0, 8+len(guardArgs))
+	for i, c := range taskColumns {
+		if !c.mutable {
+			continue
+		}
+		v := c.val(task)
+		if orig != nil && sameValue(c.val(orig), v) {
+			continue
+		}
+		cols |= 1 << i
+		args = append(args, v)
+	}
+	if cols == 0 {
+		// Nothing to write; still say whether the guard holds.
+		var n int64
+		err := t.Get(&n, "select count(*) from tasks where "+guard, guardArgs...)
+		return n, err
+	}
+	res, err := t.Exec(updateQuery(cols, guard), append(args, guardArgs...)...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package store
+
+import "os"
+
+// fdatasync flushes f to disk; outside Linux, a full fsync.
+func fdatasync(f *os.File) error { return f.Sync() }
