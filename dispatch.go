@@ -67,6 +67,7 @@ func (d *dispatcher) spawn(f func()) {
 
 func (a *App) newDispatcher() *dispatcher {
 	d := &dispatcher{a: a}
+	a.disp = d
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.claimCtx, d.stopClaim = context.WithCancel(context.Background())
 	d.callCtx, d.cancelCall = context.WithCancel(context.Background())
@@ -167,6 +168,17 @@ func (a *App) scheduled(t *store.Task) {
 	}
 	if t.DueAt == nil || t.Status == store.StatusProcessing {
 		a.timers.Remove(t.ID)
+		return
+	}
+	if store.Terminal(t.Status) && t.OnComplete != nil && *t.DueAt <= time.Now().UnixMilli() && a.disp != nil {
+		// The task has just ended and its completion webhook is due: send it now rather than
+		// through the timer queue, whose fire would first write a lease. Until the delivery's
+		// outcome is written the due time stays in the past on disk, so after a crash the
+		// start-up load sends it again; while this process runs, nothing else fires it (the
+		// loader reads only timers beyond the horizon it has already loaded).
+		a.timers.Remove(t.ID)
+		completedAt := t.CompletedAt
+		a.disp.spawn(func() { a.disp.deliverWebhook(t, completedAt) })
 		return
 	}
 	// Under horizonMu, so that the loader either sees this task or has already moved the
@@ -272,13 +284,27 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 
 func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *int) error {
 	a := d.a
+	nowMS := now.UnixMilli()
+	if a.ready.reserve() {
+		// Most timers start a delayed task: with a worker idle, claim it in one statement
+		// in this write and hand it over.
+		t, err := tx.ClaimDelayed(id, nowMS)
+		if err == nil {
+			*reserved++
+			tx.AfterCommit(func() { a.ready.handoff(t) })
+			return nil
+		}
+		a.ready.unreserve()
+		if !store.IsNotFound(err) {
+			return err
+		}
+	}
 	t, err := tx.Task(id)
 	if store.IsNotFound(err) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	nowMS := now.UnixMilli()
 	if t.DueAt == nil || *t.DueAt > nowMS {
 		return nil // stale: the task has no timer now, or a later one that is queued on its own
 	}
@@ -286,15 +312,6 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *i
 	switch {
 	case t.Status == store.StatusPending:
 		tx.AfterCommit(func() { a.ready.push(t.ID, t.Priority, valueOr(t.DueAt)) })
-		return nil
-	case t.Status == store.StatusDelayed && a.ready.reserve():
-		// A worker is idle: claim it in this same write and hand it over.
-		*reserved++
-		claim(t, nowMS)
-		if err := tx.UpdateTask(t, from); err != nil {
-			return err
-		}
-		tx.AfterCommit(func() { a.ready.handoff(t) })
 		return nil
 	case t.Status == store.StatusDelayed:
 		t.Status = store.StatusPending
@@ -401,7 +418,8 @@ func (d *dispatcher) work() {
 const claimBatchMax = 256
 
 // claimLoop claims pending tasks for idle workers, as many per write as there are
-// workers free for them, and hands them over once the claim is durable.
+// workers free for them, and hands them over once the claim is durable. It does not wait
+// for one claim to commit before taking the next workers that come free.
 func (d *dispatcher) claimLoop() {
 	a := d.a
 	for {
@@ -410,7 +428,7 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		var got []*store.Task
-		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+		a.store.WriteAsync(func(tx *store.Tx) error {
 			got = got[:0]
 			now := store.NowMS()
 			for _, it := range items {
@@ -423,25 +441,26 @@ func (d *dispatcher) claimLoop() {
 				got = append(got, t)
 			}
 			return nil
-		})
-		if err != nil {
-			got = nil
-			if d.runCtx.Err() == nil {
-				a.log.Error("claim tasks", "err", err, "tasks", len(items))
-				// Still pending on disk; offer them again once the database recovers.
-				time.AfterFunc(time.Second, func() {
-					for _, it := range items {
-						a.ready.push(it.id, it.priority, it.due)
-					}
-				})
+		}, func(err error) {
+			if err != nil {
+				got = nil
+				if d.runCtx.Err() == nil {
+					a.log.Error("claim tasks", "err", err, "tasks", len(items))
+					// Still pending on disk; offer them again once the database recovers.
+					time.AfterFunc(time.Second, func() {
+						for _, it := range items {
+							a.ready.push(it.id, it.priority, it.due)
+						}
+					})
+				}
 			}
-		}
-		for _, t := range got {
-			a.ready.handoff(t)
-		}
-		for range len(items) - len(got) {
-			a.ready.unreserve()
-		}
+			for _, t := range got {
+				a.ready.handoff(t)
+			}
+			for range len(items) - len(got) {
+				a.ready.unreserve()
+			}
+		})
 	}
 }
 

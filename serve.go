@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,16 @@ type ServeCmd struct {
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down in order:
 // stop accepting HTTP, stop claiming, drain callbacks, close the database.
+// gcPercent is the garbage collector's target unless GOGC is set. The Go heap stays small
+// (SQLite's page cache lives outside it), so at the default of 100 it collects every few
+// megabytes of garbage; 400 cut server CPU per task by about 15% in the imm benchmark and
+// added about 11 MB of RSS.
+const gcPercent = 400
+
 func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	lock, err := lockDatabase(cli.DB)
 	if err != nil {
 		return err

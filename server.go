@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ type App struct {
 	out         *outbound.Client
 	timers      *timerq.Queue
 	ready       *readyQueue
+	disp        *dispatcher // nil until the dispatcher is made
 	hub         *hub
 	signalLimit *iplimit.Limiter
 
@@ -219,21 +221,42 @@ func exactFields(b []byte, v any) error {
 	if rt.Kind() != reflect.Struct {
 		return nil
 	}
-	var keys map[string]json.RawMessage
-	if json.Unmarshal(b, &keys) != nil {
+	known := jsonFieldNames(rt)
+	// Only the top-level keys matter: read them and skip their values.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if k, _ := tok.(string); !known[k] {
+			return errorf(http.StatusBadRequest, "Unknown field %q (check its spelling; field names are case-sensitive)", k)
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+var fieldNames sync.Map // reflect.Type → map[string]bool
+
+// jsonFieldNames is the set of JSON names of a struct type's fields.
+func jsonFieldNames(rt reflect.Type) map[string]bool {
+	if m, ok := fieldNames.Load(rt); ok {
+		return m.(map[string]bool)
 	}
 	known := map[string]bool{}
 	for i := range rt.NumField() {
 		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
 		known[name] = true
 	}
-	for k := range keys {
-		if !known[k] {
-			return errorf(http.StatusBadRequest, "Unknown field %q (check its spelling; field names are case-sensitive)", k)
-		}
-	}
-	return nil
+	fieldNames.Store(rt, known)
+	return known
 }
 
 func jsonError(err error) error {

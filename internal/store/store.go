@@ -216,7 +216,7 @@ func migrate(w *sqlx.DB, schema string) error {
 
 // The statements every write runs; prepared once at Open on the writer connection.
 var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
-	qClaimTask, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
+	qClaimTask, qClaimDelayed, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
 
 // Close stops the write loop (after the queued writes) and closes both handles.
 func (s *Store) Close() error {
@@ -311,30 +311,34 @@ func (s *Store) loop() {
 	for req := range s.reqs {
 		b := s.begin()
 		b.run(req)
-		haveToken := false
-	collect:
-		for len(b.reqs) < s.opts.MaxBatch {
-			select { // whatever is queued already
-			case r, ok := <-s.reqs:
-				if !ok {
-					break collect
-				}
-				b.run(r)
+		// First the writes queued when the batch began (more arrive meanwhile, but a batch
+		// that kept taking them would keep its first callers waiting), then, while the
+		// previous batch's fsync is still running, whatever arrives until it ends.
+		haveToken, closed := false, false
+		for n := len(s.reqs); n > 0 && len(b.reqs) < s.opts.MaxBatch; n-- {
+			r, ok := <-s.reqs
+			if !ok {
+				closed = true
+				break
+			}
+			b.run(r)
+		}
+		for free != nil && !closed && !haveToken && len(b.reqs) < s.opts.MaxBatch {
+			select {
+			case <-free:
+				haveToken = true
 				continue
 			default:
 			}
-			if free == nil {
-				break
-			}
-			select { // then whatever comes until the disk is free
+			select {
 			case r, ok := <-s.reqs:
 				if !ok {
-					break collect
+					closed = true
+					break
 				}
 				b.run(r)
 			case <-free:
 				haveToken = true
-				break collect
 			}
 		}
 		if free != nil && !haveToken {

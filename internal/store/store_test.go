@@ -562,3 +562,45 @@ func TestNormalDoesNotSyncWAL(t *testing.T) {
 		t.Fatalf("WAL synced %d times under normal", n)
 	}
 }
+
+// ClaimDelayed takes only a delayed task whose time has come, and counts the move.
+func TestClaimDelayed(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	ctx := context.Background()
+	now := NowMS()
+	future, past := now+60_000, now-1
+	mk := func(id, status string, due int64) *Task {
+		tk := benchTask(t, "team-a", now)
+		tk.ID, tk.Status, tk.DueAt = id, status, &due
+		return tk
+	}
+	if err := s.Write(ctx, func(tx *Tx) error {
+		if err := insertTeam(tx, "a"); err != nil {
+			return err
+		}
+		for _, tk := range []*Task{mk("due", StatusDelayed, past), mk("later", StatusDelayed, future), mk("pend", StatusPending, past)} {
+			if err := tx.InsertTask(tk); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{"due": true, "later": false, "pend": false} {
+		var got *Task
+		err := s.Write(ctx, func(tx *Tx) (err error) {
+			got, err = tx.ClaimDelayed(id, now)
+			return err
+		})
+		if want && (err != nil || got.Status != StatusProcessing || got.Attempts != 1 || got.DueAt != nil || got.StartedAt == nil) {
+			t.Errorf("ClaimDelayed(%s) = %+v, %v; want it processing, attempt 1, no timer", id, got, err)
+		}
+		if !want && !IsNotFound(err) {
+			t.Errorf("ClaimDelayed(%s) = %v; want no rows", id, err)
+		}
+	}
+	if c := s.StatusCounts("team-a"); c[StatusProcessing] != 1 || c[StatusDelayed] != 1 || c[StatusPending] != 1 {
+		t.Errorf("counts after the claim: %v", c)
+	}
+}

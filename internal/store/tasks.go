@@ -87,6 +87,9 @@ var (
 	qClaimTask    = `update tasks set status = 'processing', attempts = attempts + 1,
 		started_at = coalesce(started_at, ?), due_at = null
 		where id = ? and status = 'pending' returning ` + taskCols
+	qClaimDelayed = `update tasks set status = 'processing', attempts = attempts + 1,
+		started_at = coalesce(started_at, ?), due_at = null
+		where id = ? and status = 'delayed' and due_at <= ? returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
 	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ? and callback_hash is not null`
 	// Through (team_id, status, id), one range per team: no index of its own to keep up.
@@ -141,6 +144,18 @@ func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
 	}
 	t.Changed(id)
 	t.count(task.TeamID, StatusPending, StatusProcessing, 1)
+	return task, nil
+}
+
+// ClaimDelayed moves a delayed task whose time has come (due_at <= now) to processing in
+// one statement and returns it; sql.ErrNoRows when it is not such a task.
+func (t *Tx) ClaimDelayed(id string, now int64) (*Task, error) {
+	task, err := scanTask(t.QueryRow(qClaimDelayed, now, id, now))
+	if err != nil {
+		return nil, err
+	}
+	t.Changed(id)
+	t.count(task.TeamID, StatusDelayed, StatusProcessing, 1)
 	return task, nil
 }
 
