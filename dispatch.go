@@ -170,16 +170,12 @@ func (a *App) scheduled(t *store.Task) {
 		a.timers.Remove(t.ID)
 		return
 	}
-	if store.Terminal(t.Status) && t.OnComplete != nil && *t.DueAt <= time.Now().UnixMilli() && a.disp != nil {
-		// The task has just ended and its completion webhook is due: send it now rather than
-		// through the timer queue, whose fire would first write a lease. Until the delivery's
-		// outcome is written the due time stays in the past on disk, so after a crash the
-		// start-up load sends it again; while this process runs, nothing else fires it (the
-		// loader reads only timers beyond the horizon it has already loaded).
-		a.timers.Remove(t.ID)
+	if t.WebhookNow && a.disp != nil {
+		// The write that ended the task leased its webhook: send it now, not through a timer
+		// fire that would write the lease first. The lease's timer below covers a crash.
+		t.WebhookNow = false
 		completedAt := t.CompletedAt
 		a.disp.spawn(func() { a.disp.deliverWebhook(t, completedAt) })
-		return
 	}
 	// Under horizonMu, so that the loader either sees this task or has already moved the
 	// watermark past it (style-and-design.md, Task B, "race rule").

@@ -134,7 +134,9 @@ func TestE2EProviderPollingFailureAndRestart(t *testing.T) {
 	id := r.task()["id"].(string)
 	s.waitStatus(id, "polling", 10*time.Second)
 	s.restart() // polling resumes from the durable timer
-	task := s.waitStatus(id, "failed", 20*time.Second)
+	// If the kill landed while a poll was in flight, its lease (timeout + 5 s) must run out
+	// first: allow for that on a slow machine.
+	task := s.waitStatus(id, "failed", 50*time.Second)
 	if task["error"] != "CUDA out of memory" {
 		t.Errorf("error %v, want the provider's error", task["error"])
 	}

@@ -741,9 +741,13 @@ func (a *App) finish(t *store.Task, status string, now time.Time) {
 	t.CompletedAt = &ms
 	t.DueAt = nil
 	if t.OnCompleteURL != nil {
+		// The webhook goes out as soon as this write is durable (App.scheduled), under a
+		// lease: if the process dies before its outcome is written, the timer sends it again.
 		s := `{"status":"pending","attempts":0,"lastError":null}`
 		t.OnComplete = &s
-		t.DueAt = &ms
+		lease := now.Add(webhookLease).UnixMilli()
+		t.DueAt = &lease
+		t.WebhookNow = true
 	}
 }
 

@@ -71,6 +71,10 @@ type Task struct {
 	ExpiresAt          *int64  `db:"expires_at"`
 	CompletedAt        *int64  `db:"completed_at"`
 	DueAt              *int64  `db:"due_at"`
+
+	// WebhookNow is not stored: the write that ended the task leased its completion webhook
+	// and asks for it to be sent as soon as that write is durable.
+	WebhookNow bool `db:"-"`
 }
 
 const taskCols = `id, team_id, status, target_url, target_host, method, headers, body, timeout_ms, delay_until,
