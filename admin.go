@@ -453,16 +453,15 @@ type overviewView struct {
 
 func (s *admin) overview(w http.ResponseWriter, r *http.Request, sess *session) error {
 	ctx := r.Context()
-	counts, err := s.a.store.CountByStatus(ctx, sess.TeamID)
-	if err != nil {
-		return err
-	}
-	ov := overviewView{Pending: counts[store.StatusPending], Processing: counts[store.StatusProcessing],
-		Delayed: counts[store.StatusDelayed], Waiting: counts[store.StatusWaiting]}
+	counts := s.a.store.StatusCounts(sess.TeamID) // kept by every commit: no COUNT(*)
+	n := func(st string) int { return int(counts[st]) }
+	ov := overviewView{Pending: n(store.StatusPending), Processing: n(store.StatusProcessing),
+		Delayed: n(store.StatusDelayed), Waiting: n(store.StatusWaiting)}
 	for _, st := range allStatuses {
-		ov.Counts = append(ov.Counts, statusCount{st, counts[st]})
-		ov.Total += counts[st]
+		ov.Counts = append(ov.Counts, statusCount{st, n(st)})
+		ov.Total += n(st)
 	}
+	var err error
 	if ov.Oldest, err = s.a.store.OldestPending(ctx, sess.TeamID); err != nil {
 		return err
 	}
@@ -841,12 +840,6 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 			tv.Fields = append(tv.Fields, field{label, value, mono})
 		}
 	}
-	str := func(p *string) string {
-		if p == nil {
-			return ""
-		}
-		return *p
-	}
 	add("ID", t.ID, true)
 	add("Status", t.Status, false)
 	add("Method", t.Method, false)
@@ -864,14 +857,14 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	if t.HeartbeatTimeoutMS != nil {
 		add("Heartbeat timeout", fmtDurMS(*t.HeartbeatTimeoutMS), false)
 	}
-	add("Completion webhook", str(t.OnCompleteURL), true)
+	add("Completion webhook", deref(t.OnCompleteURL), true)
 	add("Created", fmtMS(t.CreatedAt), false)
 	add("Started", fmtMSp(t.StartedAt), false)
 	add("Waiting since", fmtMSp(t.WaitingSince), false)
 	add("Expires", fmtMSp(t.ExpiresAt), false)
 	add("Finished", fmtMSp(t.CompletedAt), false)
 	add("Next timer", fmtMSp(t.DueAt), false)
-	add("Error", str(t.Error), false)
+	add("Error", deref(t.Error), false)
 	add("Team", j.TeamID, true)
 	var all map[string]json.RawMessage
 	b, _ := json.Marshal(j)
@@ -929,7 +922,7 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		if t.OnComplete != nil {
 			var st webhookState
 			json.Unmarshal([]byte(*t.OnComplete), &st)
-			wv.Status, wv.Attempts, wv.LastError = st.Status, st.Attempts, str(st.LastError)
+			wv.Status, wv.Attempts, wv.LastError = st.Status, st.Attempts, deref(st.LastError)
 			if st.Status == "pending" {
 				wv.NextTry = t.DueAt
 			}

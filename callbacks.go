@@ -69,13 +69,12 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !json.Valid(raw) {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil { // fails exactly when raw is not valid JSON
 		return badRequest("Callback body must be JSON")
 	}
-	var buf bytes.Buffer
-	json.Compact(&buf, raw)
 	cb := buf.String()
-	result, _ := json.Marshal(callResult{StatusCode: 200, Headers: map[string]string{}, Body: buf.String()})
+	result, _ := json.Marshal(callResult{StatusCode: 200, Headers: map[string]string{}, Body: cb})
 	sig := &signalBody{Status: store.StatusCompleted, Result: result}
 	canon, _ := json.Marshal(sig)
 	h := keys.Hash(id)

@@ -736,7 +736,7 @@ func showTime(t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02 15:04:05Z")
+	return formatMS(t.UnixMilli())
 }
 
 func deref(s *string) string {

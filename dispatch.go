@@ -555,8 +555,8 @@ func Backoff(kind string, n int) time.Duration {
 
 // record queues the write that stores an attempt and moves the task on: answered →
 // completed or waiting; failed → retry after the backoff, or failed after the last retry.
-// While the database refuses it (disk full) it is retried every second, so the task does
-// not stay processing until a restart; at shutdown it is left to the restart's recovery.
+// The write is retried while the database refuses it, so the task does not stay processing
+// until a restart.
 func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Response, callErr error) {
 	a := d.a
 	dur := time.Since(started)
@@ -574,22 +574,7 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 	}
 	a.observeCall(t, res, callErr, errMsg, dur)
 	orig := *t
-	var write func(*store.Tx) error
-	var retry func(error)
-	retry = func(err error) {
-		if err == nil || d.callCtx.Err() != nil {
-			return
-		}
-		a.log.Error("record callback outcome; retrying", "task", t.ID, "err", err)
-		d.spawn(func() {
-			select {
-			case <-d.callCtx.Done():
-			case <-time.After(time.Second):
-				a.store.WriteAsync(write, retry)
-			}
-		})
-	}
-	write = func(tx *store.Tx) error {
+	d.writeRetrying(t.ID, func(tx *store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -622,8 +607,26 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		}
 		tx.AfterCommit(func() { a.scheduled(&t) })
 		return nil
-	}
-	a.store.WriteAsync(write, retry)
+	})
+}
+
+// writeRetrying queues a write without waiting for it. While the database refuses it (disk
+// full) it is queued again every second; at shutdown it is dropped, for the restart's
+// recovery to handle.
+func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
+	d.a.store.WriteAsync(fn, func(err error) {
+		if err == nil || d.callCtx.Err() != nil {
+			return
+		}
+		d.a.log.Error("record callback outcome; retrying", "task", taskID, "err", err)
+		d.spawn(func() {
+			select {
+			case <-d.callCtx.Done():
+			case <-time.After(time.Second):
+				d.writeRetrying(taskID, fn)
+			}
+		})
+	})
 }
 
 // outcome moves a processing task on after its call: answered → completed, waiting or

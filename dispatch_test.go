@@ -3,6 +3,7 @@ package main
 // Unit tests of the dispatcher's pure parts: backoff and the ready queue.
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"slices"
@@ -35,6 +36,37 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("Backoff(%q, %d) = %v, want %v", c.kind, c.n, got, c.want)
 		}
 	}
+}
+
+// pop (for these tests) waits for the most urgent pending task and removes it, whether or not a worker is
+// free; false once ctx is done or the queue is closed.
+func (q *readyQueue) pop(ctx context.Context) (string, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return "", false
+		}
+		if len(q.items) > 0 {
+			it := heap.Pop(&q.items).(readyItem)
+			delete(q.in, it.id)
+			q.mu.Unlock()
+			return it.id, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-q.claimWake:
+		}
+	}
+}
+
+// len is how many tasks are pending.
+func (q *readyQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items)
 }
 
 // utPopAll pops everything queued, without blocking.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,15 +189,11 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
 	if cfg.ForwardAuth {
-		var hdrs map[string]string
-		json.Unmarshal([]byte(t.Headers), &hdrs)
 		names := cfg.AuthHeaderNames()
 		fwd := map[string]string{}
-		for k, v := range hdrs {
-			for _, n := range names {
-				if strings.EqualFold(k, n) {
-					fwd[k] = v
-				}
+		for k, v := range hdrMap(t) {
+			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(k, n) }) {
+				fwd[k] = v
 			}
 		}
 		resolved, err := a.resolveHeaders(ctx, t.TeamID, fwd)

@@ -87,30 +87,6 @@ func (q *readyQueue) push(id string, priority int, due int64) {
 	wake(q.claimWake)
 }
 
-// pop waits for the most urgent pending task and removes it, whether or not a worker is
-// free; false once ctx is done or the queue is closed.
-func (q *readyQueue) pop(ctx context.Context) (string, bool) {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return "", false
-		}
-		if len(q.items) > 0 {
-			it := heap.Pop(&q.items).(readyItem)
-			delete(q.in, it.id)
-			q.mu.Unlock()
-			return it.id, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return "", false
-		case <-q.claimWake:
-		}
-	}
-}
-
 // claimBatch waits until pending tasks and idle workers are both there, then removes up
 // to max of the most urgent tasks, one promise each; the caller claims them and hands them
 // over (handoff) or withdraws the promise (unreserve). false once ctx is done or closed.
@@ -221,10 +197,4 @@ func (q *readyQueue) close() {
 	q.closed = true
 	q.mu.Unlock()
 	wake(q.claimWake)
-}
-
-func (q *readyQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
 }

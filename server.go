@@ -197,10 +197,10 @@ func decodeJSON(r *http.Request, v any) error {
 }
 
 func decodeBytes(b []byte, v any) error {
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return errorf(http.StatusBadRequest, "Request body must be a JSON object")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)

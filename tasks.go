@@ -415,7 +415,11 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	if len(idemKey) > 255 {
 		return badRequest("Idempotency-Key may be at most 255 characters")
 	}
-	reqHash := sha256.Sum256(raw)
+	var reqHash []byte // only an Idempotency-Key needs the body's hash
+	if idemKey != "" {
+		h := sha256.Sum256(raw)
+		reqHash = h[:]
+	}
 	// With a worker idle, write the task already claimed and hand it over in memory: one
 	// write fewer per task. The response still shows it as created (pending).
 	view := *task
@@ -428,7 +432,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		if idemKey != "" {
 			prev, err := tx.Idempotency(teamID, idemKey, now.Add(-IdempotencyWindow).UnixMilli())
 			if err == nil {
-				if !bytes.Equal(prev.RequestHash, reqHash[:]) {
+				if !bytes.Equal(prev.RequestHash, reqHash) {
 					return errorf(http.StatusConflict, "Idempotency-Key %q was already used with a different request body", idemKey)
 				}
 				replayed, err = tx.Task(prev.TaskID)
@@ -437,7 +441,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 				return err
 			}
 			if err := tx.PutIdempotency(&store.Idempotency{TeamID: teamID, Key: idemKey,
-				RequestHash: reqHash[:], TaskID: task.ID, CreatedAt: now.UnixMilli()}); err != nil {
+				RequestHash: reqHash, TaskID: task.ID, CreatedAt: now.UnixMilli()}); err != nil {
 				return err
 			}
 		}

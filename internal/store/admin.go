@@ -8,8 +8,8 @@ import (
 )
 
 // The admin page's queries. Each one is bounded by an index range, so none of them gets
-// slower as the tasks table grows, except CountByStatus (one pass over a covering index)
-// and a target-URL search that finds few matches (see TaskPage).
+// slower as the tasks table grows, except a target-URL search that finds few matches (see
+// TaskPage). The overview's per-status counts come from Store.StatusCounts, kept in memory.
 
 // TaskRow is the part of a task a list shows.
 type TaskRow struct {
@@ -34,7 +34,6 @@ const rowCols = `id, status, target_url, method, priority, retry_count, attempts
 // The admin page's fixed queries (EXPLAIN QUERY PLAN checks them in admin_test.go).
 const (
 	qNewestTaskID     = `select id from tasks where team_id = ? order by id desc limit 1`
-	qCountByStatus    = `select status, count(*) as n from tasks where team_id = ? group by status`
 	qCreatedPerMinute = `select created_at / 60000 as m, count(*) as n from tasks
 		where team_id = ? and id >= ? and created_at >= ? group by m`
 	qFinishedPerMinute = `select completed_at / 60000 as m, status, count(*) as n from tasks
@@ -42,7 +41,7 @@ const (
 	qOldestPending   = `select ` + rowCols + ` from tasks where team_id = ? and status = 'pending' order by id limit 1`
 	qExpiringSoonest = `select ` + rowCols + ` from tasks where team_id = ? and status = 'waiting' order by expires_at limit ?`
 	qAdminSession    = `select s.id_hash, s.team_id, s.key_id, s.created_at, s.expires_at,
-			t.name as team_name, k.prefix as key_prefix, k.name as key_name
+			t.name as team_name, k.prefix as key_prefix
 		from admin_sessions s join api_keys k on k.id = s.key_id join teams t on t.id = s.team_id
 		where s.id_hash = ? and s.expires_at > ? and k.revoked_at is null and k.team_id = s.team_id`
 )
@@ -167,26 +166,9 @@ func (s *Store) NewestTaskID(ctx context.Context, teamID string) (string, error)
 	return ids[0], nil
 }
 
-// CountByStatus counts a team's tasks per status.
-func (s *Store) CountByStatus(ctx context.Context, teamID string) (map[string]int, error) {
-	var rows []struct {
-		Status string `db:"status"`
-		N      int    `db:"n"`
-	}
-	err := s.R.SelectContext(ctx, &rows, qCountByStatus, teamID)
-	if err != nil {
-		return nil, fmt.Errorf("count tasks: %w", err)
-	}
-	out := make(map[string]int, len(rows))
-	for _, r := range rows {
-		out[r.Status] = r.N
-	}
-	return out, nil
-}
-
 // MinuteStat counts the tasks created and finished in one minute.
 type MinuteStat struct {
-	Created, Completed, Failed, Cancelled int
+	Created, Completed, Failed int
 }
 
 // PerMinute counts a team's tasks created and finished in each minute since from (Unix ms),
@@ -228,8 +210,6 @@ func (s *Store) PerMinute(ctx context.Context, teamID string, from int64) (map[i
 			st.Completed += d.N
 		case StatusFailed, StatusTimeout:
 			st.Failed += d.N
-		case StatusCancelled:
-			st.Cancelled += d.N
 		}
 	}
 	return out, nil
@@ -269,7 +249,6 @@ type AdminSession struct {
 	// Read with the session:
 	TeamName  string `db:"team_name"`
 	KeyPrefix string `db:"key_prefix"`
-	KeyName   string `db:"key_name"`
 }
 
 // InsertAdminSession stores a new session (its hash, team and key).

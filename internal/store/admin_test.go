@@ -78,7 +78,6 @@ func TestAdminQueryPlans(t *testing.T) {
 	q, a = search(PageFilter{TeamID: team, Status: "failed", Search: "x"})
 	add("url search with status", q, a, "tasks_team_id_status_id_idx (team_id=? AND status=?)")
 	add("newest id", qNewestTaskID, []any{team}, "COVERING INDEX tasks_team_id_id_idx (team_id=?)")
-	add("counts", qCountByStatus, []any{team}, "COVERING INDEX tasks_team_id_status_id_idx (team_id=?)")
 	add("created per minute", qCreatedPerMinute, []any{team, id, 0}, "USING INDEX tasks_team_id_id_idx (team_id=? AND id>?)")
 	add("finished per minute", qFinishedPerMinute, []any{team, 0},
 		"COVERING INDEX tasks_team_id_completed_at_status_idx (team_id=? AND completed_at>?)")

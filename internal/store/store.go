@@ -97,14 +97,14 @@ func (r *writeReq) answer(err error) {
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("store: closed")
 
-func dsn(path string, sync string, readOnly bool) string {
+func dsn(path string, readOnly bool) string {
 	q := url.Values{}
 	// busy_timeout first so the connection waits instead of failing while WAL is switched on.
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(wal)")
-	// https://sqlite.org/pragma.html#pragma_synchronous: FULL syncs the WAL on every commit,
-	// so an acknowledged write survives power loss; NORMAL survives only process crashes.
-	q.Add("_pragma", "synchronous("+sync+")")
+	// NORMAL: SQLite does not sync the WAL at each commit. Under sync=full the store does
+	// it itself after each commit (Store.syncWAL), before anyone hears of the write.
+	q.Add("_pragma", "synchronous(normal)")
 	q.Add("_pragma", "foreign_keys(on)")
 	q.Add("_pragma", "temp_store(memory)")
 	q.Add("_pragma", "cache_size(-32000)")
@@ -126,8 +126,7 @@ func Open(path string, o Options) (*Store, error) {
 	o.Readers = cmp.Or(o.Readers, DefaultReaders)
 	o.MaxBatch = cmp.Or(o.MaxBatch, DefaultMaxBatch)
 
-	// Under full, SQLite's own per-commit sync is replaced by syncWALFile (see Store.syncWAL).
-	w, err := sqlx.Open("sqlite", dsn(path, "normal", false))
+	w, err := sqlx.Open("sqlite", dsn(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -161,7 +160,7 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, err
 	}
 
-	r, err := sqlx.Open("sqlite", dsn(path, o.Sync, true))
+	r, err := sqlx.Open("sqlite", dsn(path, true))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database: %w", err)
@@ -286,10 +285,10 @@ func (s *Store) loop() {
 	// the next transaction stays open and takes in every write that arrives; it commits the
 	// moment the fsync is done. So batches grow with the disk's latency, and the fsync
 	// overlaps the next batch's statements instead of adding to them.
-	var synced chan *batchResult
+	var synced chan *batch
 	var free chan struct{} // holds a token while no batch is being synced
 	if s.syncWAL {
-		synced = make(chan *batchResult)
+		synced = make(chan *batch)
 		free = make(chan struct{}, 1)
 		free <- struct{}{}
 		syncDone := make(chan struct{})
@@ -354,8 +353,8 @@ func (s *Store) loop() {
 	}
 }
 
-// batchResult is one transaction: its writes, and once committed what to report.
-type batchResult struct {
+// batch is one write transaction: its writes and, once committed, what to report.
+type batch struct {
 	s       *Store
 	tx      *Tx // nil when BEGIN failed
 	reqs    []*writeReq
@@ -396,8 +395,8 @@ func (s *Store) syncWALFile() error {
 }
 
 // begin opens the write transaction of a new batch.
-func (s *Store) begin() *batchResult {
-	b := &batchResult{s: s, reqs: make([]*writeReq, 0, 16), start: time.Now(), deltas: map[countKey]int64{}}
+func (s *Store) begin() *batch {
+	b := &batch{s: s, reqs: make([]*writeReq, 0, 16), start: time.Now(), deltas: map[countKey]int64{}}
 	sqltx, err := s.W.Beginx()
 	if err != nil {
 		b.err = fmt.Errorf("begin: %w", err)
@@ -409,7 +408,7 @@ func (s *Store) begin() *batchResult {
 
 // run applies one write inside the batch's transaction, in its own savepoint, so that a
 // failing write is undone alone and answered at once.
-func (b *batchResult) run(r *writeReq) {
+func (b *batch) run(r *writeReq) {
 	b.reqs = append(b.reqs, r)
 	if b.tx == nil {
 		return // answered with the BEGIN error at commit
@@ -445,7 +444,7 @@ func (b *batchResult) run(r *writeReq) {
 }
 
 // commit ends the batch's transaction.
-func (b *batchResult) commit() *batchResult {
+func (b *batch) commit() *batch {
 	if b.tx == nil {
 		return b
 	}
@@ -458,7 +457,7 @@ func (b *batchResult) commit() *batchResult {
 
 // finish reports a batch once it is durable (or failed): counters, OnCommit, each write's
 // AfterCommit functions, then its caller.
-func (s *Store) finish(res *batchResult) {
+func (s *Store) finish(res *batch) {
 	s.statsMu.Lock()
 	s.stats.Commits++
 	s.stats.Requests += int64(len(res.reqs))

@@ -88,12 +88,12 @@ var (
 	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(taskColumns)-1) + `)`
 	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
 	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ? and signal_hash is not null`
-	qClaimTask    = `update tasks set status = 'processing', attempts = attempts + 1,
-		started_at = coalesce(started_at, ?), due_at = null
-		where id = ? and status = 'pending' returning ` + taskCols
-	qClaimDelayed = `update tasks set status = 'processing', attempts = attempts + 1,
-		started_at = coalesce(started_at, ?), due_at = null
-		where id = ? and status = 'delayed' and due_at <= ? returning ` + taskCols
+	// A claim: the task goes to processing, one more attempt, no timer while its call runs.
+	claimSet = `update tasks set status = 'processing', attempts = attempts + 1,
+		started_at = coalesce(started_at, ?), due_at = null where id = ? and `
+	qClaimTask = claimSet + `status = 'pending' returning ` + taskCols
+	// The same for a delayed task whose time has come (the third argument is now).
+	qClaimDelayed   = claimSet + `status = 'delayed' and due_at <= ? returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
 	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ? and callback_hash is not null`
 	// Through (team_id, status, id), one range per team: no index of its own to keep up.
@@ -142,24 +142,22 @@ func (t *Tx) update(orig, task *Task, from, guard string, guardArgs ...any) erro
 // ClaimTask moves a pending task to processing and returns it; sql.ErrNoRows when it is
 // no longer pending (cancelled, or taken).
 func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
-	task, err := scanTask(t.QueryRow(qClaimTask, now, id))
-	if err != nil {
-		return nil, err
-	}
-	t.Changed(id)
-	t.count(task.TeamID, StatusPending, StatusProcessing, 1)
-	return task, nil
+	return t.claim(StatusPending, qClaimTask, now, id)
 }
 
 // ClaimDelayed moves a delayed task whose time has come (due_at <= now) to processing in
 // one statement and returns it; sql.ErrNoRows when it is not such a task.
 func (t *Tx) ClaimDelayed(id string, now int64) (*Task, error) {
-	task, err := scanTask(t.QueryRow(qClaimDelayed, now, id, now))
+	return t.claim(StatusDelayed, qClaimDelayed, now, id, now)
+}
+
+func (t *Tx) claim(from, query string, args ...any) (*Task, error) {
+	task, err := scanTask(t.QueryRow(query, args...))
 	if err != nil {
 		return nil, err
 	}
-	t.Changed(id)
-	t.count(task.TeamID, StatusDelayed, StatusProcessing, 1)
+	t.Changed(task.ID)
+	t.count(task.TeamID, from, StatusProcessing, 1)
 	return task, nil
 }
 
