@@ -344,15 +344,12 @@ func (s *admin) login(w http.ResponseWriter, r *http.Request) {
 	raw := strings.TrimSpace(r.PostFormValue("key"))
 	var key *store.APIKey
 	if keys.ValidAPIKey(raw) {
-		h := keys.Hash(raw)
-		k, err := s.a.store.APIKeyByHash(r.Context(), h[:])
-		if err != nil && !store.IsNotFound(err) {
+		k, err := s.a.liveKey(r.Context(), keys.Hash(raw))
+		if err != nil && !errors.Is(err, errKeyInvalid) {
 			s.fail(w, r, nil, err)
 			return
 		}
-		if err == nil && k.RevokedAt == nil && keys.Equal([32]byte(k.Hash), h) {
-			key = k
-		}
+		key = k
 	}
 	if key == nil {
 		s.a.log.Warn("admin: login failed", "ip", ip.String())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -54,18 +55,30 @@ func (a *App) keyTeam(ctx context.Context, hash [32]byte) (string, error) {
 	if e, ok := a.keyCache.Load(hash); ok && time.Since(e.(keyEntry).checked) < KeyCacheTTL {
 		return e.(keyEntry).teamID, nil
 	}
-	k, err := a.store.APIKeyByHash(ctx, hash[:])
-	if store.IsNotFound(err) {
-		return "", errKeyInvalid
+	k, err := a.liveKey(ctx, hash)
+	if errors.Is(err, errKeyInvalid) {
+		a.keyCache.Delete(hash)
+		return "", err
 	} else if err != nil {
 		return "", err
 	}
-	if k.RevokedAt != nil || !keys.Equal([32]byte(k.Hash), hash) {
-		a.keyCache.Delete(hash)
-		return "", errKeyInvalid
-	}
 	a.keyCache.Store(hash, keyEntry{teamID: k.TeamID, checked: time.Now()})
 	return k.TeamID, nil
+}
+
+// liveKey looks up an API key by its hash: errKeyInvalid when it is unknown or revoked.
+// The API (keyTeam) and the admin login both decide through it.
+func (a *App) liveKey(ctx context.Context, hash [32]byte) (*store.APIKey, error) {
+	k, err := a.store.APIKeyByHash(ctx, hash[:])
+	if store.IsNotFound(err) {
+		return nil, errKeyInvalid
+	} else if err != nil {
+		return nil, err
+	}
+	if k.RevokedAt != nil || !keys.Equal([32]byte(k.Hash), hash) {
+		return nil, errKeyInvalid
+	}
+	return k, nil
 }
 
 // forgetKeys drops cached keys so that a revocation through this server applies at once.

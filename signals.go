@@ -232,6 +232,19 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// Compacted here, not in the writer; an invalid progress is refused at the same point
+	// inside the write as before (after the token and status checks).
+	var progress *string
+	var progressErr error
+	if len(body.Progress) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, body.Progress); err != nil {
+			progressErr = badRequest("progress must be valid JSON")
+		} else {
+			p := buf.String()
+			progress = &p
+		}
+	}
 	h := keys.Hash(token)
 	var done *store.Task
 	var refused *Error
@@ -251,13 +264,11 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		}
 		now := store.NowMS()
 		t.LastHeartbeatAt = &now
-		if len(body.Progress) > 0 {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, body.Progress); err != nil {
-				return badRequest("progress must be valid JSON")
-			}
-			p := buf.String()
-			t.Progress = &p
+		if progressErr != nil {
+			return progressErr
+		}
+		if progress != nil {
+			t.Progress = progress
 		}
 		if t.HeartbeatTimeoutMS != nil {
 			due := min(*t.ExpiresAt, now+*t.HeartbeatTimeoutMS)
