@@ -792,6 +792,7 @@ func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, 
 	} else if err != nil {
 		return err
 	}
+	t = s.a.inflight.view(t) // a call without a written claim shows as processing
 	as, err := s.a.store.Attempts(r.Context(), id)
 	if err != nil {
 		return err

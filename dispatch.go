@@ -257,20 +257,20 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	for len(es) > 0 {
 		batch := es[:min(len(es), 256)]
 		es = es[len(batch):]
-		reserved := 0
+		batch = d.callFirst(batch)
+		if len(batch) == 0 {
+			continue
+		}
 		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
 			now := time.Now()
 			for _, e := range batch {
-				if err := d.fireOne(tx, e.ID, now, &reserved); err != nil {
+				if err := d.fireOne(tx, e.ID, now); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			for range reserved {
-				a.ready.unreserve()
-			}
 			if d.runCtx.Err() == nil {
 				a.log.Error("fire timers", "err", err, "timers", len(batch))
 			}
@@ -278,23 +278,73 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	}
 }
 
-func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time, reserved *int) error {
+// callFirst starts the delayed tasks among es that fell due, as many as workers are idle,
+// without writing a claim first: a call starts at once, and one write records claim and
+// outcome together (record). Until then such a task is still delayed on disk, and
+// a.inflight makes it behave as processing. A crash mid-call leaves it delayed and overdue,
+// so it runs again after the restart: the same at-least-once as a crash after a written
+// claim. The tasks are read in one query from the read pool, off the single writer.
+//
+// It returns the timers it leaves to the writer (fireOne): other statuses (deadlines,
+// webhooks, polls), delayed tasks no worker is idle for, and tasks a cancel holds.
+func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	a := d.a
-	nowMS := now.UnixMilli()
-	if a.ready.reserve() {
-		// Most timers start a delayed task: with a worker idle, claim it in one statement
-		// in this write and hand it over.
-		t, err := tx.ClaimDelayed(id, nowMS)
-		if err == nil {
-			*reserved++
-			tx.AfterCommit(func() { a.ready.handoff(t) })
-			return nil
+	var rest []timerq.Entry
+	held := make([]timerq.Entry, 0, len(es))
+	ids := make([]string, 0, len(es))
+	for _, e := range es {
+		switch ok, cancelling := a.inflight.tryCall(e.ID); {
+		case ok:
+			held = append(held, e)
+			ids = append(ids, e.ID)
+		case cancelling:
+			rest = append(rest, e)
+		} // otherwise its call is running: nothing to do
+	}
+	if len(ids) == 0 {
+		return rest
+	}
+	ts, err := a.store.TasksByID(d.runCtx, ids)
+	if err != nil {
+		for _, id := range ids {
+			a.inflight.endCall(id)
 		}
-		a.ready.unreserve()
-		if !store.IsNotFound(err) {
-			return err
+		return append(rest, held...)
+	}
+	byID := make(map[string]*store.Task, len(ts))
+	for _, t := range ts {
+		byID[t.ID] = t
+	}
+	now := store.NowMS()
+	for _, e := range held {
+		t := byID[e.ID]
+		switch {
+		case t == nil: // deleted
+			a.inflight.endCall(e.ID)
+		case t.Status != store.StatusDelayed:
+			a.inflight.endCall(e.ID)
+			rest = append(rest, e)
+		case t.DueAt == nil || *t.DueAt > now: // stale: its later timer is queued on its own
+			a.inflight.endCall(e.ID)
+		case !a.ready.reserve():
+			a.inflight.endCall(e.ID)
+			rest = append(rest, e)
+		case !a.inflight.confirm(e.ID, now): // a cancel came
+			a.ready.unreserve()
+			rest = append(rest, e)
+		default:
+			disk := *t
+			claim(t, now)
+			t.OnDisk = &disk
+			a.ready.handoff(t)
 		}
 	}
+	return rest
+}
+
+func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+	a := d.a
+	nowMS := now.UnixMilli()
 	t, err := tx.Task(id)
 	if store.IsNotFound(err) {
 		return nil
@@ -470,7 +520,18 @@ func (d *dispatcher) runClaimed(t *store.Task) error {
 	secrets := team.Secrets(store.NowMS())
 
 	started := time.Now()
+	var longCall *time.Timer
+	var claimWritten chan bool
+	if t.OnDisk != nil {
+		// A call started without a written claim gets one if it runs long, so that lists
+		// and counts, which read the database, show it processing too.
+		claimWritten = make(chan bool, 1)
+		longCall = time.AfterFunc(claimLongCall, func() { claimWritten <- d.writeClaim(t) })
+	}
 	res, callErr := d.call(t, secrets)
+	if longCall != nil && !longCall.Stop() && <-claimWritten {
+		t.OnDisk = nil
+	}
 	if callErr != nil && d.callCtx.Err() != nil {
 		return d.interrupted(t)
 	}
@@ -508,8 +569,31 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	return d.a.out.Do(req)
 }
 
-// interrupted returns a task whose call was cut short by shutdown to pending.
+// claimLongCall is how long a call started without a written claim runs before its claim
+// is written after all.
+const claimLongCall = time.Second
+
+// writeClaim writes the claim of a task whose call started without one; false if it could
+// not (the outcome's write then starts from the task as on disk).
+func (d *dispatcher) writeClaim(t *store.Task) bool {
+	claimed := *t
+	claimed.OnDisk = nil
+	err := d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+		return tx.UpdateTaskFrom(t.OnDisk, &claimed)
+	})
+	if err != nil && d.runCtx.Err() == nil {
+		d.a.log.Warn("write the claim of a long call", "task", t.ID, "err", err)
+	}
+	return err == nil
+}
+
+// interrupted returns a task whose call was cut short by shutdown to pending. One whose
+// claim was never written is still delayed and overdue on disk: nothing to write.
 func (d *dispatcher) interrupted(t *store.Task) error {
+	d.a.inflight.endCall(t.ID)
+	if t.OnDisk != nil {
+		return nil
+	}
 	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil || cur.Status != store.StatusProcessing {
@@ -573,7 +657,12 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
 	}
 	a.observeCall(t, res, callErr, errMsg, dur)
-	orig := *t
+	orig := *t // as claimed
+	orig.OnDisk = nil
+	disk := &orig // as on disk
+	if t.OnDisk != nil {
+		disk = t.OnDisk
+	}
 	d.writeRetrying(t.ID, func(tx *store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
@@ -591,7 +680,7 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		d.outcome(&t, res, answered, permanent, errMsg, now)
 		// Only an early signal can change a task while its call is in flight. Usually none
 		// came: one guarded update. Otherwise read it and decide again.
-		err := tx.UpdateTaskNoSignal(&orig, &t)
+		err := tx.UpdateTaskNoSignal(disk, &t)
 		if errors.Is(err, store.ErrStale) {
 			if t.BufferedSignal, err = tx.BufferedSignal(orig.ID); err != nil {
 				return err
@@ -600,12 +689,15 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 			t2.BufferedSignal = t.BufferedSignal
 			d.outcome(&t2, res, answered, permanent, errMsg, now)
 			t = t2
-			err = tx.UpdateTask(&t, store.StatusProcessing)
+			err = tx.UpdateTask(&t, disk.Status)
 		}
 		if err != nil {
 			return err
 		}
-		tx.AfterCommit(func() { a.scheduled(&t) })
+		tx.AfterCommit(func() {
+			a.scheduled(&t)
+			a.inflight.endCall(t.ID)
+		})
 		return nil
 	})
 }

@@ -8,11 +8,12 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
-// readyQueue is where due tasks meet workers. A worker only ever runs a task that is
-// already claimed (processing on disk) and handed to it in memory. Claims happen three
-// ways, each inside a write that was happening anyway or shared by many tasks:
-//   - at create and at timer fire, when a worker is idle, the same write claims the task
-//     (a promise, reserve, holds that worker until the write is durable: handoff);
+// readyQueue is where due tasks meet workers. A worker runs a task handed to it in memory,
+// claimed one of three ways, none with a write of its own:
+//   - at create, when a worker is idle, the write that creates the task claims it (a
+//     promise, reserve, holds that worker until the write is durable: handoff);
+//   - at timer fire, when a worker is idle, a delayed task is handed over unclaimed and
+//     its claim is written with its outcome (dispatcher.callFirst, inflight.go);
 //   - otherwise the task waits here, pending, in run order (priority, then due time, then
 //     id), and the claim loop claims as many at once as there are idle workers.
 //

@@ -37,6 +37,7 @@ type App struct {
 	out         *outbound.Client
 	timers      *timerq.Queue
 	ready       *readyQueue
+	inflight    inflight    // delayed tasks whose call runs before a claim is written
 	disp        *dispatcher // nil until the dispatcher is made
 	hub         *hub
 	signalLimit *iplimit.Limiter

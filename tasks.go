@@ -112,6 +112,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 
 // taskJSON is the API view of t, with its callback id rebuilt from the nonce.
 func (a *App) taskJSON(t *store.Task) *TaskJSON {
+	t = a.inflight.view(t)
 	v := taskJSON(t)
 	if t.CallbackNonce != nil && a.vaultKey != nil {
 		id := a.callbackID(t.CallbackNonce)
@@ -298,7 +299,7 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 		t.DueAt = &ms
 	} else {
 		t.Status = store.StatusDelayed
-		ms := due.UnixMilli()
+		ms := due.Add(time.Millisecond - 1).UnixMilli() // rounded up: never early
 		t.DueAt = &ms
 	}
 	return t, nil
@@ -649,7 +650,15 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	var done *store.Task
 	var refused *Error
+	held := false
 	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+		// Hold the task against a timer starting its call before this write commits; a
+		// call already running without a written claim means it is processing.
+		if !held && !a.inflight.holdCancel(t.ID) {
+			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
+			return nil
+		}
+		held = true
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -660,7 +669,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		switch t.Status {
 		case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
 		default:
-			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", t.Status)
+			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", a.inflight.view(t).Status)
 			return nil
 		}
 		from := t.Status
@@ -672,6 +681,9 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		tx.AfterCommit(func() { a.scheduled(t) })
 		return nil
 	})
+	if held {
+		a.inflight.releaseCancel(t.ID)
+	}
 	if err != nil {
 		return err
 	}
@@ -697,7 +709,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 		switch t.Status {
 		case store.StatusFailed, store.StatusTimeout, store.StatusCancelled:
 		default:
-			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", t.Status)
+			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", a.inflight.view(t).Status)
 		}
 		from := t.Status
 		now := time.Now().UnixMilli()

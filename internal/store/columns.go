@@ -158,10 +158,10 @@ func updateQuery(cols uint64, guard string) string {
 	return q
 }
 
-// Guards of the task updates. Each takes the task id, then (guardStatus) a status.
+// Guards of the task updates. Each takes the task id, then a status.
 const (
 	guardStatus   = "id = ? and status = ?"
-	guardNoSignal = "id = ? and status = 'processing' and buffered_signal is null"
+	guardNoSignal = "id = ? and status = ? and buffered_signal is null"
 )
 
 // updateDiff writes the mutable columns of task that differ from orig (every mutable

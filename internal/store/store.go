@@ -215,7 +215,7 @@ func migrate(w *sqlx.DB, schema string) error {
 
 // The statements every write runs; prepared once at Open on the writer connection.
 var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
-	qClaimTask, qClaimDelayed, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
+	qClaimTask, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
 
 // Close stops the write loop (after the queued writes) and closes both handles.
 func (s *Store) Close() error {

@@ -75,6 +75,9 @@ type Task struct {
 	// WebhookNow is not stored: the write that ended the task leased its completion webhook
 	// and asks for it to be sent as soon as that write is durable.
 	WebhookNow bool `db:"-"`
+	// OnDisk is not stored: set on a task whose call started before its claim was written,
+	// it is the task as it still is on disk (delayed), for the write of the outcome.
+	OnDisk *Task `db:"-"`
 }
 
 const taskCols = `id, team_id, status, target_url, target_host, method, headers, body, timeout_ms, delay_until,
@@ -89,11 +92,9 @@ var (
 	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
 	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ? and signal_hash is not null`
 	// A claim: the task goes to processing, one more attempt, no timer while its call runs.
-	claimSet = `update tasks set status = 'processing', attempts = attempts + 1,
-		started_at = coalesce(started_at, ?), due_at = null where id = ? and `
-	qClaimTask = claimSet + `status = 'pending' returning ` + taskCols
-	// The same for a delayed task whose time has come (the third argument is now).
-	qClaimDelayed   = claimSet + `status = 'delayed' and due_at <= ? returning ` + taskCols
+	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
+		started_at = coalesce(started_at, ?), due_at = null where id = ? and status = 'pending'
+		returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
 	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ? and callback_hash is not null`
 	// Through (team_id, status, id), one range per team: no index of its own to keep up.
@@ -142,22 +143,12 @@ func (t *Tx) update(orig, task *Task, from, guard string, guardArgs ...any) erro
 // ClaimTask moves a pending task to processing and returns it; sql.ErrNoRows when it is
 // no longer pending (cancelled, or taken).
 func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
-	return t.claim(StatusPending, qClaimTask, now, id)
-}
-
-// ClaimDelayed moves a delayed task whose time has come (due_at <= now) to processing in
-// one statement and returns it; sql.ErrNoRows when it is not such a task.
-func (t *Tx) ClaimDelayed(id string, now int64) (*Task, error) {
-	return t.claim(StatusDelayed, qClaimDelayed, now, id, now)
-}
-
-func (t *Tx) claim(from, query string, args ...any) (*Task, error) {
-	task, err := scanTask(t.QueryRow(query, args...))
+	task, err := scanTask(t.QueryRow(qClaimTask, now, id))
 	if err != nil {
 		return nil, err
 	}
 	t.Changed(task.ID)
-	t.count(task.TeamID, from, StatusProcessing, 1)
+	t.count(task.TeamID, StatusPending, StatusProcessing, 1)
 	return task, nil
 }
 
@@ -168,11 +159,18 @@ func (t *Tx) BufferedSignal(id string) (*string, error) {
 	return s, err
 }
 
-// UpdateTaskNoSignal writes a processing task's outcome (the columns that differ from
-// orig, the task as claimed), provided no early signal arrived while its call was in
-// flight (ErrStale otherwise).
+// UpdateTaskNoSignal writes a call's outcome (the columns that differ from orig, the task
+// as on disk: claimed, or delayed when its claim was never written), provided its status
+// is still orig's and no early signal arrived while the call was in flight (ErrStale
+// otherwise).
 func (t *Tx) UpdateTaskNoSignal(orig, task *Task) error {
-	return t.update(orig, task, StatusProcessing, guardNoSignal, task.ID)
+	return t.update(orig, task, orig.Status, guardNoSignal, task.ID, orig.Status)
+}
+
+// UpdateTaskFrom writes what changed between orig, the task as it is on disk, and task,
+// if its status is still orig's.
+func (t *Tx) UpdateTaskFrom(orig, task *Task) error {
+	return t.update(orig, task, orig.Status, guardStatus, task.ID, orig.Status)
 }
 
 // Task reads one task inside the write transaction; a later UpdateTask of it writes only
@@ -250,11 +248,47 @@ type Attempt struct {
 
 // Task reads one task from the read pool.
 func (s *Store) Task(ctx context.Context, id string) (*Task, error) {
-	var task Task
-	if err := s.get(ctx, &task, qTaskByID, id); err != nil {
+	st, err := s.rStmt(qTaskByID)
+	if err != nil {
 		return nil, err
 	}
-	return &task, nil
+	return scanTask(st.QueryRowContext(ctx, id))
+}
+
+// TasksByID reads the tasks with the given ids from the read pool, in no particular order;
+// ids without a task are left out.
+func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*Task, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	// Padded to a power of two with repeats of the last id, so that a few prepared
+	// statements serve every batch size.
+	n := 1
+	for n < len(ids) {
+		n *= 2
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = ids[min(i, len(ids)-1)]
+	}
+	st, err := s.rStmt(`select ` + taskCols + ` from tasks where id in (?` + strings.Repeat(", ?", n-1) + `)`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ts := make([]*Task, 0, len(ids))
+	for rows.Next() {
+		t, err := scanTask(rows)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, rows.Err()
 }
 
 // TaskBySignal finds a task by the SHA-256 of its signal token, from the read pool.
