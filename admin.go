@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"path"
 	"slices"
@@ -263,8 +262,12 @@ func (s *admin) fail(w http.ResponseWriter, r *http.Request, sess *session, err 
 	}
 	var e *Error
 	var mbe *http.MaxBytesError
+	se := storageError(err)
 	switch {
 	case errors.As(err, &e):
+	case se != nil: // a full disk or an I/O error: said as the API says it (507, 503)
+		e = se
+		s.a.log.Error("storage", "method", r.Method, "path", r.URL.Path, "err", err)
 	case errors.As(err, &mbe):
 		e = errorf(http.StatusRequestEntityTooLarge, "The form is larger than %d bytes.", mbe.Limit)
 	default:
@@ -280,20 +283,8 @@ func (s *admin) secure(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	peer := ap.Addr().Unmap()
-	for _, p := range s.a.trusted {
-		if p.Contains(peer) {
-			return true
-		}
-	}
-	return false
+	return strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") &&
+		iplimit.TrustedPeer(r, s.a.trusted)
 }
 
 // localPath keeps a post-login redirect on this site: a path, never "//host" or anything

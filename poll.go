@@ -38,7 +38,8 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 		cfg = p.PollConfig
 		providerID = &id
 	}
-	if len(pollConfig) > 0 && string(pollConfig) != "null" {
+	hasConfig := len(pollConfig) > 0 && string(pollConfig) != "null" // null: as if absent, like provider
+	if hasConfig {
 		// A pollConfig on top of a provider overrides the template's fields it names.
 		dec := json.NewDecoder(bytes.NewReader(pollConfig))
 		dec.DisallowUnknownFields()
@@ -49,7 +50,7 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 			return nil, nil, badRequest("pollConfig must be an object")
 		}
 	}
-	if providerID == nil && len(pollConfig) == 0 {
+	if providerID == nil && !hasConfig {
 		return nil, nil, nil
 	}
 	if err := cfg.Validate(); err != nil {

@@ -29,7 +29,7 @@ const (
 	MaxWaitTime        = 365 * 24 * time.Hour
 	MaxTimeout         = time.Hour
 	MaxHeaders         = 64
-	MaxURLLength       = 4096
+	MaxURLLength       = outbound.MaxURLLength
 	IdempotencyWindow  = 24 * time.Hour
 )
 

@@ -34,6 +34,9 @@ func TestNewTaskValidation(t *testing.T) {
 		{`{"targetUrl": "http://169.254.169.254/latest"}`, 422, "targetUrl"},
 		{`{"targetUrl": "https://example.com", "onCompleteUrl": "http://10.0.0.1/"}`, 422, "onCompleteUrl"},
 		{`{"targetUrl": "https://example.com", "method": "TRACE"}`, 400, "method"},
+		// One limit for target URLs, named with the field (it once said 4096 and meant 2048).
+		{`{"targetUrl": "https://example.com/` + strings.Repeat("a", 2100) + `"}`, 400, "targetUrl is longer than 2048 characters"},
+		{`{"targetUrl": "https://example.com", "onCompleteUrl": "https://example.com/` + strings.Repeat("a", 3000) + `"}`, 400, "onCompleteUrl is longer than 2048"},
 		{`{"targetUrl": "https://example.com", "timeout": 0}`, 400, "timeout"},
 		{`{"targetUrl": "https://example.com", "timeout": 3601}`, 400, "timeout"},
 		{`{"targetUrl": "https://example.com", "maxRetries": 11}`, 400, "maxRetries"},
@@ -96,6 +99,15 @@ func TestNewTaskDefaults(t *testing.T) {
 		task.Status != store.StatusPending || task.WaitForSignal || *task.Body != `{"a":1}` {
 		b, _ := json.Marshal(task)
 		t.Errorf("defaults wrong: %s", b)
+	}
+
+	// null stands for "absent" for provider and pollConfig alike: a plain task.
+	req = createRequest{}
+	if err := decodeBytes([]byte(`{"targetUrl": "https://example.com/x", "provider": null, "pollConfig": null}`), &req); err != nil {
+		t.Fatal(err)
+	}
+	if task, err = a.newTask(&req, "team", now); err != nil || task.PollConfig != nil || task.Provider != nil {
+		t.Errorf("provider and pollConfig null: %v, %+v; want a plain task", err, task)
 	}
 
 	req = createRequest{}

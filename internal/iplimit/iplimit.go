@@ -53,6 +53,13 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return candidate
 }
 
+// TrustedPeer reports whether the socket peer of r is inside one of trusted: only
+// then may its forwarding headers (X-Forwarded-For, X-Forwarded-Proto) be believed.
+func TrustedPeer(r *http.Request, trusted []netip.Prefix) bool {
+	peer, ok := parseHost(r.RemoteAddr)
+	return ok && isTrusted(peer, trusted)
+}
+
 // parseHost parses "addr", "addr:port", "[addr]" or "[addr]:port", dropping
 // any zone and unmapping IPv4-mapped IPv6.
 func parseHost(s string) (netip.Addr, bool) {

@@ -295,3 +295,20 @@ func BenchmarkAllowFlood(b *testing.B) {
 		l.Allow(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}))
 	}
 }
+
+func TestTrustedPeer(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	for remote, want := range map[string]bool{
+		"10.1.2.3:443":          true,
+		"[::ffff:10.1.2.3]:443": true, // IPv4-mapped, unmapped first
+		"[::1]:80":              true,
+		"192.0.2.1:443":         false,
+		"garbage":               false,
+		"":                      false,
+	} {
+		r := &http.Request{RemoteAddr: remote, Header: http.Header{"X-Forwarded-For": {"10.9.9.9"}}}
+		if got := TrustedPeer(r, trusted); got != want {
+			t.Errorf("TrustedPeer(%q) = %v, want %v", remote, got, want)
+		}
+	}
+}

@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 )
 
-// maxURLLength bounds a target URL; longer ones are refused at create time.
-const maxURLLength = 2048
+// MaxURLLength bounds a target URL; longer ones are refused at create time.
+const MaxURLLength = 2048
 
 var (
 	localhostV4 = netip.MustParseAddr("127.0.0.1")
@@ -26,8 +26,8 @@ var (
 //
 // A blocked address gives a *BlockedError; any other error describes what is wrong with the URL.
 func (c *Client) CheckURL(raw string) error {
-	if len(raw) > maxURLLength {
-		return fmt.Errorf("invalid target URL: longer than %d characters", maxURLLength)
+	if len(raw) > MaxURLLength {
+		return fmt.Errorf("invalid target URL: longer than %d characters", MaxURLLength)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {

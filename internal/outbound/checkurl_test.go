@@ -200,7 +200,7 @@ func FuzzCheckURL(f *testing.F) {
 		if u.Scheme != "http" && u.Scheme != "https" {
 			t.Fatalf("accepted scheme %q", u.Scheme)
 		}
-		if u.Hostname() == "" || len(s) > maxURLLength {
+		if u.Hostname() == "" || len(s) > MaxURLLength {
 			t.Fatalf("accepted %q", s)
 		}
 		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
