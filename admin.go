@@ -78,7 +78,10 @@ type session struct {
 type adminFunc func(w http.ResponseWriter, r *http.Request, s *session) error
 
 // adminHandler serves the admin page at / (everything the API routes do not take).
-func (a *App) adminHandler() http.Handler {
+func (a *App) adminHandler() http.Handler { return a.newAdmin().handler() }
+
+// newAdmin loads the admin page's templates and static files.
+func (a *App) newAdmin() *admin {
 	s := &admin{a: a, pages: map[string]*template.Template{}, static: map[string]staticFile{},
 		loginLimit: iplimit.New(LoginAttemptsPerMinute, 0)}
 	for _, name := range []string{"admin.css", "admin.js"} {
@@ -108,7 +111,11 @@ func (a *App) adminHandler() http.Handler {
 		}
 		s.pages[base] = template.Must(template.New(base).Funcs(funcs).ParseFS(webFS, "web/layout.html", n))
 	}
+	return s
+}
 
+// handler routes the admin page's requests, behind cross-origin protection.
+func (s *admin) handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		if rt.public != nil {

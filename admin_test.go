@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -1163,6 +1164,33 @@ func TestAdminLocalPath(t *testing.T) {
 	} {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// sqliteErr is an error with a SQLite result code, as the driver's errors have.
+type sqliteErr int
+
+func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
+func (e sqliteErr) Code() int     { return int(e) }
+
+// The admin page answers a full disk and an I/O error as the API does (507, 503), not 500.
+func TestAdminStorageErrors(t *testing.T) {
+	e := setupAdmin(t)
+	s := e.a.newAdmin()
+	for _, c := range []struct {
+		err    error
+		status int
+		says   string
+	}{
+		{fmt.Errorf("commit: %w", sqliteErr(13)), http.StatusInsufficientStorage, "database is full"},
+		{sqliteErr(10 | 3<<8), http.StatusServiceUnavailable, "could not write to disk"},
+		{errors.New("something else"), http.StatusInternalServerError, "Internal error"},
+	} {
+		w := httptest.NewRecorder()
+		s.fail(w, httptest.NewRequest("POST", "/tasks/x/cancel", nil), nil, c.err)
+		if w.Code != c.status || !strings.Contains(w.Body.String(), c.says) {
+			t.Errorf("%v: %d, want %d saying %q", c.err, w.Code, c.status, c.says)
 		}
 	}
 }

@@ -161,6 +161,11 @@ func (a *App) scheduled(t *store.Task) {
 		a.log.Debug("task state", "task", t.ID, "team", t.TeamID, "status", t.Status, "attempt", t.Attempts,
 			"retries", t.RetryCount)
 	}
+	if t.Status == store.StatusDelayed && t.DueAt != nil && *t.DueAt < time.Now().Add(TimerHorizon).UnixMilli() {
+		a.upcoming.put(t)
+	} else {
+		a.upcoming.drop(t.ID)
+	}
 	if t.Status == store.StatusPending {
 		a.timers.Remove(t.ID)
 		a.ready.push(t.ID, t.Priority, valueOr(t.DueAt))
@@ -301,19 +306,26 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 			rest = append(rest, e)
 		} // otherwise its call is running: nothing to do
 	}
-	if len(ids) == 0 {
-		return rest
-	}
-	ts, err := a.store.TasksByID(d.runCtx, ids)
-	if err != nil {
-		for _, id := range ids {
-			a.inflight.endCall(id)
+	byID := make(map[string]*store.Task, len(ids))
+	var unread []string
+	for _, id := range ids {
+		if t := a.upcoming.take(id); t != nil {
+			byID[id] = t
+		} else {
+			unread = append(unread, id)
 		}
-		return append(rest, held...)
 	}
-	byID := make(map[string]*store.Task, len(ts))
-	for _, t := range ts {
-		byID[t.ID] = t
+	if len(unread) > 0 {
+		ts, err := a.store.TasksByID(d.runCtx, unread)
+		if err != nil {
+			for _, id := range ids {
+				a.inflight.endCall(id)
+			}
+			return append(rest, held...)
+		}
+		for _, t := range ts {
+			byID[t.ID] = t
+		}
 	}
 	now := store.NowMS()
 	for _, e := range held {

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,4 +111,65 @@ func TestE2EDelayedCallBeforeClaimCrash(t *testing.T) {
 	if as := aqtAttempts(t, s, id); len(as) != 1 {
 		t.Errorf("attempts %v, want the one that was answered", as)
 	}
+}
+
+// Cancels racing the timers of the tasks they cancel: each task is either cancelled and
+// never called, or refused as processing and called once, never both.
+func TestE2EDelayedCancelRace(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	var mu sync.Mutex
+	calls := map[string]int{}
+	tg := aqtNewTarget(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.Header.Get("X-AsyncQueue-Task-Id")]++
+		mu.Unlock()
+	})
+	const n = 200
+	due := time.Now().Add(2 * time.Second).Truncate(time.Millisecond)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = aqtStr(aqtCreate(t, s, map[string]any{"targetUrl": tg.URL, "delayUntil": due.UTC().Format(time.RFC3339Nano)}), "id")
+	}
+	// Cancel from 16 goroutines, from just before the moment all fall due to just after.
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	time.Sleep(time.Until(due.Add(-15 * time.Millisecond)))
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 16 {
+				r := s.call("POST", "/v1/tasks/"+ids[i]+"/cancel", nil)
+				codes[i] = r.Status
+				if r.Status == http.StatusConflict && !strings.Contains(aqtErr(r), "current: processing") &&
+					!strings.Contains(aqtErr(r), "current: completed") {
+					t.Errorf("cancel %s: %s", ids[i], r.Raw)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cancelled := 0
+	for i, id := range ids {
+		if codes[i] == http.StatusOK {
+			cancelled++
+			continue
+		}
+		s.waitStatus(id, "completed", 10*time.Second)
+	}
+	time.Sleep(time.Second) // a call that should not happen has had time to
+	mu.Lock()
+	defer mu.Unlock()
+	for i, id := range ids {
+		switch {
+		case codes[i] == http.StatusOK && calls[id] != 0:
+			t.Errorf("task %s: cancelled (200) but called %d times", id, calls[id])
+		case codes[i] == http.StatusConflict && calls[id] != 1:
+			t.Errorf("task %s: refused (409) but called %d times", id, calls[id])
+		case codes[i] != http.StatusOK && codes[i] != http.StatusConflict:
+			t.Errorf("task %s: cancel answered %d", id, codes[i])
+		}
+	}
+	t.Logf("%d of %d cancelled before their call", cancelled, n)
 }

@@ -135,3 +135,69 @@ func (f *inflight) view(t *store.Task) *store.Task {
 	claim(&c, started)
 	return &c
 }
+
+// upcoming keeps a copy of the delayed tasks due within the timer horizon as last written,
+// so that a timer can start a claimless call without reading the task back: under a busy
+// writer a read from the pool can wait milliseconds for the WAL index. a.scheduled, which
+// runs after every committed change of a task, keeps it in step; a task that changed in a
+// way it did not see is caught by the outcome's guarded write like any early signal.
+// Large tasks are left out, and the whole is bounded.
+type upcoming struct {
+	mu    sync.Mutex
+	m     map[string]*store.Task
+	bytes int
+}
+
+const (
+	upcomingTaskMax  = 16 << 10 // bytes of URL, headers and body
+	upcomingTotalMax = 64 << 20
+)
+
+func taskSize(t *store.Task) int {
+	n := 512 + len(t.TargetURL) + len(t.Headers)
+	if t.Body != nil {
+		n += len(*t.Body)
+	}
+	return n
+}
+
+// put keeps a copy of t, a delayed task just written, or forgets it if it is too large.
+func (u *upcoming) put(t *store.Task) {
+	c := *t
+	due := *t.DueAt
+	c.DueAt = &due
+	c.OnDisk, c.WebhookNow = nil, false
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.dropLocked(t.ID)
+	if n := taskSize(&c); n <= upcomingTaskMax && u.bytes+n <= upcomingTotalMax {
+		if u.m == nil {
+			u.m = map[string]*store.Task{}
+		}
+		u.m[t.ID] = &c
+		u.bytes += n
+	}
+}
+
+// take removes and returns the copy of task id, or nil.
+func (u *upcoming) take(id string) *store.Task {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.m[id]
+	u.dropLocked(id)
+	return t
+}
+
+// drop forgets task id.
+func (u *upcoming) drop(id string) {
+	u.mu.Lock()
+	u.dropLocked(id)
+	u.mu.Unlock()
+}
+
+func (u *upcoming) dropLocked(id string) {
+	if t, ok := u.m[id]; ok {
+		u.bytes -= taskSize(t)
+		delete(u.m, id)
+	}
+}

@@ -66,3 +66,32 @@ func TestInflightHolds(t *testing.T) {
 		t.Error("tryCall after endCall failed")
 	}
 }
+
+// upcoming keeps a copy of what it was given, hands each out once, leaves out large tasks
+// and keeps its byte count right.
+func TestUpcoming(t *testing.T) {
+	var u upcoming
+	due := int64(1000)
+	body := "small"
+	a := &store.Task{ID: "a", Status: store.StatusDelayed, DueAt: &due, Body: &body, WebhookNow: true}
+	u.put(a)
+	due = 2000 // the caller's later changes do not reach the copy
+	got := u.take("a")
+	if got == nil || *got.DueAt != 1000 || got.WebhookNow || got == a {
+		t.Fatalf("take = %+v; want a copy due at 1000", got)
+	}
+	if u.take("a") != nil {
+		t.Error("a task was handed out twice")
+	}
+	big := string(make([]byte, upcomingTaskMax))
+	u.put(&store.Task{ID: "big", Status: store.StatusDelayed, DueAt: &due, Body: &big})
+	if u.take("big") != nil {
+		t.Error("a task over upcomingTaskMax was kept")
+	}
+	u.put(a)
+	u.put(a) // again: replaces, not double-counts
+	u.drop("a")
+	if u.bytes != 0 || len(u.m) != 0 {
+		t.Errorf("after drop: %d bytes, %d tasks; want none", u.bytes, len(u.m))
+	}
+}

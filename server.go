@@ -38,6 +38,7 @@ type App struct {
 	timers      *timerq.Queue
 	ready       *readyQueue
 	inflight    inflight    // delayed tasks whose call runs before a claim is written
+	upcoming    upcoming    // delayed tasks due soon, as last written
 	disp        *dispatcher // nil until the dispatcher is made
 	hub         *hub
 	signalLimit *iplimit.Limiter
