@@ -527,6 +527,11 @@ func (d *dispatcher) runClaimed(t *store.Task) error {
 	a := d.a
 	team, err := a.team(d.runCtx, t.TeamID)
 	if err != nil {
+		if t.OnDisk != nil && d.runCtx.Err() == nil {
+			// Nothing was called or written: let the task go and try again shortly.
+			a.inflight.endCall(t.ID)
+			a.timers.Push(t.ID, time.Now().Add(time.Second))
+		}
 		return err
 	}
 	secrets := team.Secrets(store.NowMS())
