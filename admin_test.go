@@ -992,24 +992,9 @@ func uuidV7At(ms int64) string {
 // fillMillion writes n tasks of one team, created over the last 30 days (a busier last
 // hour), mostly finished, through the store in big transactions. It returns an API key.
 func fillMillion(b *testing.B, db string, n int) string {
-	st, err := openStore(db, "normal", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, teamID, key := openBenchTeam(b, db)
 	defer st.Close()
 	ctx := context.Background()
-	var teamID, key string
-	if err := st.Write(ctx, func(tx *store.Tx) error {
-		team, err := createTeam(tx, "default")
-		if err != nil {
-			return err
-		}
-		teamID = team.ID
-		key, _, err = createKey(tx, team.ID, "bench")
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
 	now := time.Now().UnixMilli()
 	const month = 30 * 24 * 3600_000
 	lastHour := n / 300 // about 3,300 tasks in the last hour, the rest spread over the month
@@ -1061,6 +1046,28 @@ func fillMillion(b *testing.B, db string, n int) string {
 		}
 	}
 	return key
+}
+
+// openBenchTeam opens the store of a benchmark's database and creates its one team, with an
+// API key.
+func openBenchTeam(b *testing.B, db string) (st *store.Store, teamID, key string) {
+	st, err := openStore(db, "normal", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Write(context.Background(), func(tx *store.Tx) error {
+		team, err := createTeam(tx, "default")
+		if err != nil {
+			return err
+		}
+		teamID = team.ID
+		key, _, err = createKey(tx, team.ID, "bench")
+		return err
+	}); err != nil {
+		st.Close()
+		b.Fatal(err)
+	}
+	return st, teamID, key
 }
 
 // BenchmarkAdminTaskList1M measures how long admin pages take to render, through the real

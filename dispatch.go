@@ -294,32 +294,27 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 // webhooks, polls), delayed tasks no worker is idle for, and tasks a cancel holds.
 func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	a := d.a
-	var rest []timerq.Entry
-	held := make([]timerq.Entry, 0, len(es))
-	ids := make([]string, 0, len(es))
+	var rest, held []timerq.Entry
+	byID := make(map[string]*store.Task, len(es))
+	var unread []string
 	for _, e := range es {
 		switch ok, cancelling := a.inflight.tryCall(e.ID); {
 		case ok:
 			held = append(held, e)
-			ids = append(ids, e.ID)
+			if t := a.upcoming.take(e.ID); t != nil {
+				byID[e.ID] = t
+			} else {
+				unread = append(unread, e.ID)
+			}
 		case cancelling:
 			rest = append(rest, e)
 		} // otherwise its call is running: nothing to do
 	}
-	byID := make(map[string]*store.Task, len(ids))
-	var unread []string
-	for _, id := range ids {
-		if t := a.upcoming.take(id); t != nil {
-			byID[id] = t
-		} else {
-			unread = append(unread, id)
-		}
-	}
 	if len(unread) > 0 {
 		ts, err := a.store.TasksByID(d.runCtx, unread)
 		if err != nil {
-			for _, id := range ids {
-				a.inflight.endCall(id)
+			for _, e := range held {
+				a.inflight.endCall(e.ID)
 			}
 			return append(rest, held...)
 		}
@@ -400,8 +395,9 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 	return nil
 }
 
-// claim marks t as taken by a worker, as store.Tx.ClaimTask does in SQL, for a task written
-// in the same transaction and handed to the worker in memory.
+// claim marks t as taken by a worker, as store.Tx.ClaimTask does in SQL, for a task handed
+// to a worker from memory: written claimed with its insert, or called before its claim is
+// written (callFirst, and how inflight.view shows it meanwhile).
 func claim(t *store.Task, nowMS int64) {
 	t.Status = store.StatusProcessing
 	t.Attempts++

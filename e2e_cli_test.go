@@ -109,21 +109,28 @@ func aqtKeyID(t *testing.T, db, raw string) string {
 // aqtProc is a binary started with a custom environment.
 type aqtProc struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  syncBuffer // stdout and stderr
 	done chan struct{}
 }
 
-func (p *aqtProc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
+func (p *aqtProc) Logs() string { return p.out.String() }
+
+// syncBuffer collects a process's output while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (p *aqtProc) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func aqtStart(t *testing.T, env []string, args ...string) *aqtProc {
@@ -132,7 +139,7 @@ func aqtStart(t *testing.T, env []string, args ...string) *aqtProc {
 	p.cmd = exec.Command(binPath, args...)
 	p.cmd.Env = append(aqtBaseEnv(), env...)
 	p.cmd.Dir = t.TempDir() // a default database would land here, not in the repository
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -68,24 +68,9 @@ func millionToken(w int) string {
 // now (a busier last hour): one in twenty waiting for a signal, one in twenty delayed, the
 // rest finished, mostly completed. It returns the team's API key.
 func fillMillionSignals(b *testing.B, db string, port int, now int64) string {
-	st, err := openStore(db, "normal", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	st, teamID, key := openBenchTeam(b, db)
 	defer st.Close()
 	ctx := context.Background()
-	var teamID, key string
-	if err := st.Write(ctx, func(tx *store.Tx) error {
-		team, err := createTeam(tx, "default")
-		if err != nil {
-			return err
-		}
-		teamID = team.ID
-		key, _, err = createKey(tx, team.ID, "bench")
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
 	const (
 		n        = millionTasks
 		hour     = 3600_000
@@ -218,26 +203,8 @@ func refreshMillion(b *testing.B, db string, shift int64) {
 type millionProc struct {
 	cmd  *exec.Cmd
 	base string
-	logs *millionLogs
+	logs *syncBuffer // the server's stderr, for error messages
 	done chan struct{}
-}
-
-// millionLogs collects the server's stderr for error messages.
-type millionLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *millionLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *millionLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // launchMillion starts the binary on db and returns it with the time from process start to
@@ -245,7 +212,7 @@ func (l *millionLogs) String() string {
 func launchMillion(b *testing.B, db string) (*millionProc, time.Duration) {
 	b.Helper()
 	addr := freePort(b)
-	p := &millionProc{base: "http://" + addr, logs: &millionLogs{}, done: make(chan struct{})}
+	p := &millionProc{base: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
 	// --retention 0: the fill spreads finished tasks over 30 days, so on a reused database the
 	// pruner would start deleting the oldest and the next run would see fewer than 1M.
 	p.cmd = exec.Command(binPath, "serve", "--db", db, "--addr", addr, "--log-format", "json",

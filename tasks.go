@@ -654,7 +654,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
 		// Hold the task against a timer starting its call before this write commits; a
 		// call already running without a written claim means it is processing.
-		if !held && !a.inflight.holdCancel(t.ID) {
+		if !a.inflight.holdCancel(t.ID) {
 			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
 			return nil
 		}

@@ -494,7 +494,7 @@ func runFn(fn func(*Tx) error, t *Tx) (err error) {
 }
 
 // Tx is one request's view of a shared write transaction. Its Get, Select, Exec and
-// NamedExec run cached prepared statements.
+// QueryRow run cached prepared statements; NamedExec (sqlx's) runs unprepared.
 type Tx struct {
 	*sqlx.Tx
 	s       *Store
@@ -553,12 +553,6 @@ func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
 	}
 	t.s.notePrepare(query)
 	return t.Tx.Exec(query, args...)
-}
-
-// NamedExec runs a statement with :name parameters taken from arg's db tags (unprepared:
-// the hot statements bind positionally).
-func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
-	return t.Tx.NamedExec(query, arg)
 }
 
 // maxPrepared caps the writer's statement cache.

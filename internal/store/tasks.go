@@ -175,28 +175,17 @@ func (t *Tx) UpdateTaskFrom(orig, task *Task) error {
 
 // Task reads one task inside the write transaction; a later UpdateTask of it writes only
 // what changed.
-func (t *Tx) Task(id string) (*Task, error) {
-	task, err := scanTask(t.QueryRow(qTaskByID, id))
-	if err != nil {
-		return nil, err
-	}
-	t.remember(task)
-	return task, nil
-}
+func (t *Tx) Task(id string) (*Task, error) { return t.readTask(qTaskByID, id) }
 
 // TaskBySignal finds a task by the SHA-256 of its signal token.
-func (t *Tx) TaskBySignal(hash []byte) (*Task, error) {
-	task, err := scanTask(t.QueryRow(qTaskBySignal, hash))
-	if err != nil {
-		return nil, err
-	}
-	t.remember(task)
-	return task, nil
-}
+func (t *Tx) TaskBySignal(hash []byte) (*Task, error) { return t.readTask(qTaskBySignal, hash) }
 
 // TaskByCallback finds a task by the SHA-256 of its provider callback id.
-func (t *Tx) TaskByCallback(hash []byte) (*Task, error) {
-	task, err := scanTask(t.QueryRow(qTaskByCallback, hash))
+func (t *Tx) TaskByCallback(hash []byte) (*Task, error) { return t.readTask(qTaskByCallback, hash) }
+
+// readTask reads the one task query finds and remembers it as read, for UpdateTask.
+func (t *Tx) readTask(query string, arg any) (*Task, error) {
+	task, err := scanTask(t.QueryRow(query, arg))
 	if err != nil {
 		return nil, err
 	}
@@ -248,11 +237,16 @@ type Attempt struct {
 
 // Task reads one task from the read pool.
 func (s *Store) Task(ctx context.Context, id string) (*Task, error) {
-	st, err := s.rStmt(qTaskByID)
+	return s.readTask(ctx, qTaskByID, id)
+}
+
+// readTask reads the one task query finds, from the read pool.
+func (s *Store) readTask(ctx context.Context, query string, arg any) (*Task, error) {
+	st, err := s.rStmt(query)
 	if err != nil {
 		return nil, err
 	}
-	return scanTask(st.QueryRowContext(ctx, id))
+	return scanTask(st.QueryRowContext(ctx, arg))
 }
 
 // TasksByID reads the tasks with the given ids from the read pool, in no particular order;
@@ -293,11 +287,7 @@ func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*Task, error) {
 
 // TaskBySignal finds a task by the SHA-256 of its signal token, from the read pool.
 func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*Task, error) {
-	var task Task
-	if err := s.get(ctx, &task, qTaskBySignal, hash); err != nil {
-		return nil, err
-	}
-	return &task, nil
+	return s.readTask(ctx, qTaskBySignal, hash)
 }
 
 // Attempts lists a task's attempts in order.
