@@ -850,7 +850,9 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		}
 		errMsg = outbound.DescribeError(err, WebhookTimeout)
 	}
+	outcome := "" // for the metric, counted once the write is durable
 	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
+		outcome = ""
 		cur, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -865,13 +867,13 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		switch {
 		case errMsg == "":
 			st.Status, st.LastError = "delivered", nil
-			a.metrics.webhooks.WithLabelValues("delivered").Inc()
+			outcome = "delivered"
 		case permanent || st.Attempts > WebhookRetries:
 			st.Status, st.LastError = "failed", &errMsg
-			a.metrics.webhooks.WithLabelValues("failed").Inc()
+			outcome = "failed"
 		default:
 			st.Status, st.LastError = "pending", &errMsg
-			a.metrics.webhooks.WithLabelValues("retry").Inc()
+			outcome = "retry"
 			due := time.Now().Add(time.Second << (st.Attempts - 1)).UnixMilli()
 			cur.DueAt = &due
 		}
@@ -887,6 +889,9 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	if werr != nil {
 		a.log.Error("webhook: record outcome", "task", t.ID, "err", werr)
 		return
+	}
+	if outcome != "" {
+		a.metrics.webhooks.WithLabelValues(outcome).Inc()
 	}
 	if errMsg != "" {
 		a.log.Warn("webhook delivery failed", "task", t.ID, "event", event, "err", errMsg)

@@ -301,3 +301,53 @@ func fuzzRoutesToCredential(p, tok string) bool {
 	}
 	return false
 }
+
+// FuzzTopLevelKeys checks the fast scan that exactFields uses against the keys a JSON
+// decoder reads, on any valid JSON object.
+func FuzzTopLevelKeys(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { "a" : 1 , "b":[{"c":2},"d"], "e" : {"f":{"g":"}"}} } `,
+		`{"targetUrl":"x","body":"a,\"b\":{","headers":{"k":"v"}}`,
+		`{"a\"b":1,"c":2}`, `{"\u0061":1}`, `{"é":1,"a":2}`, `{"a":"\\","b":"\\\""}`,
+		`{"a":[],"b":[[],{}],"c":null,"d":true,"e":-1.5e3}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(b, &obj) != nil || bytes.TrimSpace(b)[0] != '{' {
+			return // exactFields sees only objects that decoded
+		}
+		// The keys as a decoder reads them, in order.
+		var want []string
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.Token()
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, tok.(string))
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		complete := topLevelKeys(b, func(k []byte) bool {
+			got = append(got, string(k))
+			return true
+		})
+		if !complete {
+			// It stopped at a key only a decoder can spell: that key must need it.
+			k := want[len(got)]
+			if !strings.ContainsFunc(k, func(r rune) bool { return r >= 0x80 }) && !bytes.Contains(b, []byte(`\`)) {
+				t.Fatalf("%q: gave up at plain key %q", b, k)
+			}
+			want = want[:len(got)]
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: keys %q, want %q", b, got, want)
+		}
+	})
+}

@@ -207,7 +207,7 @@ func decodeBytes(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return errorf(http.StatusBadRequest, "Request body must hold one JSON object, found more after it")
 	}
 	return exactFields(b, v)
@@ -224,7 +224,20 @@ func exactFields(b []byte, v any) error {
 		return nil
 	}
 	known := jsonFieldNames(rt)
-	// Only the top-level keys matter: read them and skip their values.
+	var unknown []byte
+	if topLevelKeys(b, func(k []byte) bool {
+		if !known[string(k)] {
+			unknown = k
+		}
+		return unknown == nil
+	}) {
+		if unknown != nil {
+			return errorf(http.StatusBadRequest, "Unknown field %q (check its spelling; field names are case-sensitive)", unknown)
+		}
+		return nil
+	}
+	// A key with an escape or a non-ASCII byte: let the decoder spell it out. Only the
+	// top-level keys matter: read them and skip their values.
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil
@@ -243,6 +256,46 @@ func exactFields(b []byte, v any) error {
 		}
 	}
 	return nil
+}
+
+// topLevelKeys calls f with each key of the JSON object in b, which must be valid JSON
+// (decoded already), until f returns false. It reports false, having stopped, at a key
+// holding an escape or a non-ASCII byte, whose spelling only a decoder can tell.
+func topLevelKeys(b []byte, f func(key []byte) bool) bool {
+	depth := 0
+	expectKey := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{', '[':
+			depth++
+			expectKey = depth == 1 && c == '{'
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			start := i + 1
+			plain := true
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					plain = false
+					i++ // skip the escaped byte, which may be a quote
+				} else if b[i] >= 0x80 {
+					plain = false
+				}
+			}
+			if expectKey {
+				expectKey = false
+				if !plain {
+					return false
+				}
+				if !f(b[start:i]) {
+					return true
+				}
+			}
+		}
+	}
+	return true
 }
 
 var fieldNames sync.Map // reflect.Type → map[string]bool

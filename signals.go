@@ -134,9 +134,9 @@ func (a *App) writeSignalOutcome(w http.ResponseWriter, o *signalOutcome) error 
 	if o.replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	resp := map[string]any{"task": a.taskJSON(o.task)}
+	resp := taskResponse{Task: a.taskJSON(o.task)}
 	if o.status == http.StatusAccepted {
-		resp["buffered"] = true
+		resp.Buffered = true
 	}
 	return writeJSON(w, o.status, resp)
 }
@@ -290,7 +290,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if refused != nil {
 		return refused
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(done)})
+	return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(done)})
 }
 
 // signalLimited applies the per-client-IP limit to every request of the signal endpoints,

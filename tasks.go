@@ -86,6 +86,15 @@ type TaskJSON struct {
 	CompletedAt      *string           `json:"completedAt"`
 }
 
+// taskResponse is the body of every answer that returns one task, with the extras some
+// of them add. Its fields keep the order encoding/json gave the map it replaced.
+type taskResponse struct {
+	Buffered    bool      `json:"buffered,omitempty"`    // a signal answered 202: kept for later
+	CallbackURL string    `json:"callbackUrl,omitempty"` // create and retry of a callback task
+	SignalToken string    `json:"signalToken,omitempty"` // create and retry of a waiting task
+	Task        *TaskJSON `json:"task"`
+}
+
 func taskJSON(t *store.Task) *TaskJSON {
 	v := &TaskJSON{
 		ID: t.ID, TeamID: t.TeamID, Status: t.Status, TargetURL: t.TargetURL, Method: t.Method,
@@ -467,14 +476,14 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	if replayed != nil {
 		outcome = "replayed"
 		w.Header().Set("Idempotent-Replayed", "true")
-		return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(replayed)})
+		return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(replayed)})
 	}
-	resp := map[string]any{"task": a.taskJSON(&view)}
+	resp := taskResponse{Task: a.taskJSON(&view)}
 	if token != "" {
-		resp["signalToken"] = token
+		resp.SignalToken = token
 	}
 	if task.CallbackNonce != nil {
-		resp["callbackUrl"] = a.callbackURL(task.CallbackNonce)
+		resp.CallbackURL = a.callbackURL(task.CallbackNonce)
 	}
 	w.Header().Set("Location", "/v1/tasks/"+task.ID)
 	return writeJSON(w, http.StatusCreated, resp)
@@ -536,9 +545,9 @@ func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
 			select {
 			case <-ch:
 			case <-timer.C:
-				return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(t)})
+				return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(t)})
 			case <-a.hub.done:
-				return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(t)})
+				return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(t)})
 			case <-r.Context().Done():
 				return r.Context().Err()
 			}
@@ -547,7 +556,7 @@ func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(t)})
+	return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(t)})
 }
 
 // listTasks is GET /v1/tasks.
@@ -653,12 +662,16 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	held := false
 	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
 		// Hold the task against a timer starting its call before this write commits; a
-		// call already running without a written claim means it is processing.
-		if !a.inflight.holdCancel(t.ID) {
-			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
-			return nil
+		// call already running without a written claim means it is processing. Taken
+		// once, however often the write runs.
+		if !held {
+			if !a.inflight.holdCancel(t.ID) {
+				refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
+				return nil
+			}
+			held = true
 		}
-		held = true
+		refused = nil
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -690,7 +703,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	if refused != nil {
 		return refused
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"task": a.taskJSON(done)})
+	return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(done)})
 }
 
 // retryTask is POST /v1/tasks/{id}/retry: run a failed, timed-out or cancelled task again now.
@@ -739,12 +752,12 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := map[string]any{"task": a.taskJSON(done)}
+	resp := taskResponse{Task: a.taskJSON(done)}
 	if token != "" {
-		resp["signalToken"] = token
+		resp.SignalToken = token
 	}
 	if done.CallbackNonce != nil {
-		resp["callbackUrl"] = a.callbackURL(done.CallbackNonce)
+		resp.CallbackURL = a.callbackURL(done.CallbackNonce)
 	}
 	return writeJSON(w, http.StatusOK, resp)
 }

@@ -65,6 +65,11 @@ type Store struct {
 	statsMu sync.Mutex
 	stats   WriteStats
 
+	// wc is the writer connection, held by the write loop for the store's life. Its
+	// transactions are plain BEGIN/COMMIT statements and its statements are prepared on it,
+	// so a write runs them directly instead of rebinding each to a database/sql Tx.
+	wc *sqlx.Conn
+
 	// Prepared statements, by SQL text: parsing SQL cost more than running it.
 	stmtMu    sync.Mutex
 	wStmts    map[string]*sqlx.Stmt // on the writer connection
@@ -79,6 +84,7 @@ type Store struct {
 type WriteStats struct {
 	Commits  int64
 	Requests int64
+	Redos    int64 // batches rolled back and run again because a write failed half-way
 }
 
 type writeReq struct {
@@ -179,8 +185,15 @@ func Open(path string, o Options) (*Store, error) {
 		s.closeHandles()
 		return nil, err
 	}
+	if s.wc, err = w.Connx(context.Background()); err != nil {
+		s.closeHandles()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	// A second connection, beside the writer's, for VACUUM INTO (the read pool is
+	// query_only); it is opened only when a backup is taken.
+	w.SetMaxOpenConns(2)
 	for _, q := range hotQueries {
-		st, err := w.Preparex(q)
+		st, err := s.wc.PreparexContext(context.Background(), q)
 		if err != nil {
 			s.closeHandles()
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
@@ -214,7 +227,7 @@ func migrate(w *sqlx.DB, schema string) error {
 }
 
 // The statements every write runs; prepared once at Open on the writer connection.
-var hotQueries = []string{"savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
+var hotQueries = []string{"begin immediate", "commit", "rollback", "savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
 	qClaimTask, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
 
 // Close stops the write loop (after the queued writes) and closes both handles.
@@ -233,7 +246,11 @@ func (s *Store) closeHandles() error {
 		st.Close()
 	}
 	s.stmtMu.Unlock()
-	err := errors.Join(s.R.Close(), s.W.Close())
+	var err error
+	if s.wc != nil {
+		err = s.wc.Close()
+	}
+	err = errors.Join(err, s.R.Close(), s.W.Close())
 	if s.wal != nil {
 		s.wal.Close()
 	}
@@ -248,8 +265,12 @@ func (s *Store) Stats() WriteStats {
 }
 
 // Write runs fn inside a write transaction and returns once it is committed (or failed).
-// Concurrent calls share transactions (group commit); each fn runs in its own savepoint,
-// so one failing fn does not undo the others. fn must not block on anything but the database.
+// Concurrent calls share transactions (group commit); a failing fn does not undo the
+// others: its changes are undone alone. fn must not block on anything but the database,
+// and it may run more than once: when a write of its batch fails after changing rows, the
+// batch is rolled back and run again (see batch.run). Only the last run counts, so fn
+// must keep its effects outside tx to assigning its results, or defer them to
+// Tx.AfterCommit.
 func (s *Store) Write(ctx context.Context, fn func(*Tx) error) (err error) {
 	errc := make(chan error, 1)
 	req := &writeReq{ctx: ctx, fn: fn, done: func(err error) { errc <- err }}
@@ -362,6 +383,7 @@ type batch struct {
 	err     error
 	changed []string
 	deltas  map[countKey]int64
+	safe    bool // writes run in savepoints (after a redo)
 }
 
 // syncFile flushes a file to disk; tests replace it to watch the order of events.
@@ -397,17 +419,21 @@ func (s *Store) syncWALFile() error {
 // begin opens the write transaction of a new batch.
 func (s *Store) begin() *batch {
 	b := &batch{s: s, reqs: make([]*writeReq, 0, 16), start: time.Now(), deltas: map[countKey]int64{}}
-	sqltx, err := s.W.Beginx()
-	if err != nil {
+	t := &Tx{c: s.wc, s: s}
+	if _, err := t.Exec("begin immediate"); err != nil {
 		b.err = fmt.Errorf("begin: %w", err)
 		return b
 	}
-	b.tx = &Tx{Tx: sqltx, s: s}
+	b.tx = t
 	return b
 }
 
-// run applies one write inside the batch's transaction, in its own savepoint, so that a
-// failing write is undone alone and answered at once.
+// run applies one write inside the batch's transaction. Writes run without savepoints:
+// a savepoint costs two statements and a copy of every page the write touches, and
+// writes seldom fail once they have changed something. A write that fails before changing
+// anything is answered at once and the batch goes on. One that fails after changing rows
+// (or whose change itself failed) cannot be undone alone, so the batch is redone: rolled
+// back and its other writes run again, each in its own savepoint from then on.
 func (b *batch) run(r *writeReq) {
 	b.reqs = append(b.reqs, r)
 	if b.tx == nil {
@@ -417,29 +443,76 @@ func (b *batch) run(r *writeReq) {
 		r.answer(r.ctx.Err())
 		return
 	}
-	tx := b.tx
-	t := &Tx{Tx: tx.Tx, s: b.s}
+	t := &Tx{c: b.tx.c, s: b.s}
 	r.tx = t
-	if _, err := tx.Exec("savepoint w"); err != nil {
+	if b.safe {
+		b.runSaved(r, t)
+		return
+	}
+	if err := runFn(r.fn, t); err != nil {
+		r.answer(err)
+		if t.wrote {
+			b.redo()
+		}
+		return
+	}
+	b.accept(t)
+}
+
+// runSaved runs a write in its own savepoint, so that a failure undoes it alone.
+func (b *batch) runSaved(r *writeReq, t *Tx) {
+	if _, err := b.tx.Exec("savepoint w"); err != nil {
 		r.answer(err)
 		return
 	}
 	if err := runFn(r.fn, t); err != nil {
-		if _, rerr := tx.Exec("rollback to w"); rerr != nil {
+		if _, rerr := b.tx.Exec("rollback to w"); rerr != nil {
 			err = errors.Join(err, rerr)
-		} else if _, rerr := tx.Exec("release w"); rerr != nil {
+		} else if _, rerr := b.tx.Exec("release w"); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		r.answer(err)
 		return
 	}
-	if _, err := tx.Exec("release w"); err != nil {
+	if _, err := b.tx.Exec("release w"); err != nil {
 		r.answer(err)
 		return
 	}
+	b.accept(t)
+}
+
+// accept keeps a successful write's changes for the batch's report.
+func (b *batch) accept(t *Tx) {
 	b.changed = append(b.changed, t.changed...)
 	for k, n := range t.deltas {
 		b.deltas[k] += n
+	}
+}
+
+// redo rolls the batch's transaction back after a write failed half-way, and runs the
+// writes that had succeeded again in a new one, each in a savepoint. Their functions run
+// a second time; Write's contract allows it.
+func (b *batch) redo() {
+	b.s.statsMu.Lock()
+	b.s.stats.Redos++
+	b.s.statsMu.Unlock()
+	// The rollback may fail when SQLite already rolled the transaction back itself (a full
+	// disk, an I/O error); BEGIN below then starts clean all the same.
+	b.tx.Exec("rollback")
+	reqs := b.reqs
+	b.reqs = make([]*writeReq, 0, len(reqs))
+	b.changed, b.deltas = nil, map[countKey]int64{}
+	b.safe = true
+	if _, err := b.tx.Exec("begin immediate"); err != nil {
+		b.err = fmt.Errorf("begin: %w", err)
+		b.tx = nil
+	}
+	for _, r := range reqs {
+		if r.answered {
+			b.reqs = append(b.reqs, r)
+			continue
+		}
+		b.run(r)
 	}
 }
 
@@ -448,8 +521,10 @@ func (b *batch) commit() *batch {
 	if b.tx == nil {
 		return b
 	}
-	if err := b.tx.Tx.Commit(); err != nil {
-		b.tx.Tx.Rollback()
+	if _, err := b.tx.Exec("commit"); err != nil {
+		if _, rerr := b.tx.Exec("rollback"); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		b.err = fmt.Errorf("commit: %w", err)
 	}
 	return b
@@ -494,14 +569,15 @@ func runFn(fn func(*Tx) error, t *Tx) (err error) {
 }
 
 // Tx is one request's view of a shared write transaction. Its Get, Select, Exec and
-// QueryRow run cached prepared statements; NamedExec (sqlx's) runs unprepared.
+// QueryRow run cached prepared statements.
 type Tx struct {
-	*sqlx.Tx
+	c       *sqlx.Conn // the writer connection, inside BEGIN … COMMIT
 	s       *Store
 	changed []string
 	after   []func()
 	deltas  map[countKey]int64 // status count changes, applied once committed
 	read    []*Task            // tasks as this Tx read them, so updates write only changes
+	wrote   bool               // a statement changed rows, or tried to and failed
 }
 
 // remember keeps a copy of a task as read, for UpdateTask.
@@ -522,37 +598,54 @@ func (t *Tx) readBefore(id string) *Task {
 
 // QueryRow runs a query that returns one row.
 func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	t.noteQuery(query)
 	if st, ok := t.s.wStmt(query); ok {
-		return t.Tx.Stmt(st.Stmt).QueryRow(args...)
+		return st.QueryRow(args...)
 	}
 	t.s.notePrepare(query)
-	return t.Tx.QueryRow(query, args...)
+	return t.c.QueryRowContext(context.Background(), query, args...)
 }
 
 // Get runs a query that returns one row into dest.
 func (t *Tx) Get(dest any, query string, args ...any) error {
+	t.noteQuery(query)
 	if st, ok := t.s.wStmt(query); ok {
-		return t.Stmtx(st).Get(dest, args...)
+		return st.Get(dest, args...)
 	}
 	t.s.notePrepare(query)
-	return t.Tx.Get(dest, query, args...)
+	return t.c.GetContext(context.Background(), dest, query, args...)
 }
 
 // Select runs a query into the slice dest.
 func (t *Tx) Select(dest any, query string, args ...any) error {
+	t.noteQuery(query)
 	if st, ok := t.s.wStmt(query); ok {
-		return t.Stmtx(st).Select(dest, args...)
+		return st.Select(dest, args...)
 	}
-	return t.Tx.Select(dest, query, args...)
+	return t.c.SelectContext(context.Background(), dest, query, args...)
 }
 
 // Exec runs a statement.
-func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+func (t *Tx) Exec(query string, args ...any) (res sql.Result, err error) {
 	if st, ok := t.s.wStmt(query); ok {
-		return t.Stmtx(st).Exec(args...)
+		res, err = st.Exec(args...)
+	} else {
+		t.s.notePrepare(query)
+		res, err = t.c.ExecContext(context.Background(), query, args...)
 	}
-	t.s.notePrepare(query)
-	return t.Tx.Exec(query, args...)
+	if err != nil {
+		t.wrote = true
+	} else if n, nerr := res.RowsAffected(); nerr != nil || n > 0 {
+		t.wrote = true
+	}
+	return res, err
+}
+
+// noteQuery counts a query that changes rows (… RETURNING) as a write, whatever it returns.
+func (t *Tx) noteQuery(query string) {
+	if strings.Contains(query, "returning") {
+		t.wrote = true
+	}
 }
 
 // maxPrepared caps the writer's statement cache.
@@ -578,7 +671,7 @@ func (s *Store) prepareNoted() {
 	s.toPrepare = nil
 	s.stmtMu.Unlock()
 	for _, q := range qs {
-		st, err := s.W.Preparex(q)
+		st, err := s.wc.PreparexContext(context.Background(), q)
 		if err != nil {
 			continue // it runs unprepared, as before
 		}
@@ -644,3 +737,12 @@ func NowMS() int64 { return time.Now().UnixMilli() }
 
 // IsNotFound reports whether err means "no such row".
 func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// NamedExec runs a statement with :name parameters taken from arg's db tags.
+func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
+	q, args, err := sqlx.Named(query, arg)
+	if err != nil {
+		return nil, err
+	}
+	return t.Exec(q, args...)
+}

@@ -64,9 +64,10 @@ func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
 	started := make(chan struct{})
 	unblock := make(chan struct{})
 	errc := make(chan error, 1)
+	var startOnce sync.Once // the write runs again if its batch is redone
 	go func() {
 		errc <- s.Write(context.Background(), func(tx *Tx) error {
-			close(started)
+			startOnce.Do(func() { close(started) })
 			<-unblock
 			return insertTeam(tx, "blocker")
 		})
@@ -211,6 +212,71 @@ func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
 	}
 	if fmt.Sprint(committed) != "[[task-of-a]]" {
 		t.Errorf("OnCommit calls %v, want [[task-of-a]]", committed)
+	}
+}
+
+// TestWriteRedo follows a batch through both kinds of failure. A write that fails before
+// changing anything is answered alone. One that fails after changing rows makes the batch
+// roll back and run its other writes again, each in a savepoint from then on, so a later
+// failure in the same batch is undone alone.
+func TestWriteRedo(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	release, blocked := blockWriter(t, s)
+	boom := errors.New("boom")
+	var runs [6]atomic.Int32
+	insertThen := func(i int, name string, err error) func(*Tx) error {
+		return func(tx *Tx) error {
+			runs[i].Add(1)
+			if e := insertTeam(tx, name); e != nil {
+				return e
+			}
+			return err
+		}
+	}
+	fns := []func(*Tx) error{
+		insertThen(0, "a", nil),
+		func(tx *Tx) error { // fails after a read only
+			runs[1].Add(1)
+			if _, err := tx.Team("team-a"); err != nil {
+				return err
+			}
+			return boom
+		},
+		insertThen(2, "c", boom), // fails after a change: the batch is redone
+		insertThen(3, "d", nil),
+		insertThen(4, "e", boom), // fails in a savepoint
+		insertThen(5, "f", nil),
+	}
+	results := make([]chan error, len(fns))
+	for i, fn := range fns {
+		results[i] = make(chan error, 1)
+		go func() { results[i] <- s.Write(context.Background(), fn) }()
+		waitQueued(t, s, i+1)
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatalf("blocking write: %v", err)
+	}
+	for i, want := range []error{nil, boom, boom, nil, boom, nil} {
+		if err := <-results[i]; !errors.Is(err, want) {
+			t.Errorf("write %d: %v, want %v", i, err, want)
+		}
+	}
+	names := teamNames(t, s)
+	for name, want := range map[string]bool{"blocker": true, "a": true, "c": false, "d": true, "e": false, "f": true} {
+		if names[name] != want {
+			t.Errorf("team %s committed: %v, want %v", name, names[name], want)
+		}
+	}
+	// a succeeded before the redo and ran again in it; b and c were answered and not run
+	// again; d, e and f ran after it, once.
+	for i, want := range []int32{2, 1, 1, 1, 1, 1} {
+		if got := runs[i].Load(); got != want {
+			t.Errorf("write %d ran %d times, want %d", i, got, want)
+		}
+	}
+	if st := s.Stats(); st.Redos != 1 || st.Commits != 1 {
+		t.Errorf("Stats() = %+v, want 1 redo in 1 commit", st)
 	}
 }
 
