@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -348,6 +349,65 @@ func FuzzTopLevelKeys(f *testing.F) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("%q: keys %q, want %q", b, got, want)
+		}
+	})
+}
+
+// plainTaskJSON is TaskJSON without its MarshalJSON, so encoding/json encodes it by
+// reflection: the reference FuzzTaskJSON holds the hand-written encoder to.
+type plainTaskJSON TaskJSON
+
+// FuzzTaskJSON checks that the hand-written task encoder writes the bytes encoding/json
+// writes, or fails where it fails.
+func FuzzTaskJSON(f *testing.F) {
+	f.Add("id", "a<b>&c\u2028\"\\\n\t\x01\x7f", "\xff\xfeé", []byte(`{"a": [1, 2], "s": "<x>"}`), 30.0, 1e-7, 3, true)
+	f.Add("", "", "", []byte(nil), 0.0, 1e21, -1, false)
+	f.Add("x", "y", "z", []byte(`nul`), 0.001, 123456789.25, 0, true)
+	f.Add("x", "y", "z", []byte(`"\u2029 \ud800"`), math.Copysign(0, -1), 5e-324, 1, false)
+	f.Fuzz(func(t *testing.T, s1, s2, s3 string, raw []byte, f1, f2 float64, n int, flag bool) {
+		var rawMsg json.RawMessage
+		if raw != nil {
+			rawMsg = raw
+		}
+		v := &TaskJSON{
+			ID: s1, TeamID: s2, Status: s3, TargetURL: s1 + s2, Method: s3,
+			Body: &s2, Timeout: f1, MaxRetries: n, RetryBackoff: s1, Priority: -n,
+			WaitForSignal: flag, MaxWaitTime: f2, RetryCount: n * 2,
+			StartResult: rawMsg, Error: &s3, CreatedAt: s2,
+		}
+		if flag {
+			v.Headers = map[string]string{s1: s2, s3: s1, "k": s3}
+			v.HeartbeatTimeout = &f2
+			v.Result, v.Progress, v.BufferedSignal = json.RawMessage(`{"ok":true}`), rawMsg, rawMsg
+			v.OnComplete, v.PollConfig = json.RawMessage(" [1, {\"a\" : \"<\"}] "), rawMsg
+			v.DelayUntil, v.OnCompleteURL, v.LastHeartbeatAt, v.Provider = &s1, &s2, &s3, &s1
+			v.CallbackID, v.StartedAt, v.WaitingSince, v.ExpiresAt, v.CompletedAt = &s2, &s3, &s1, &s2, &s3
+		} else {
+			v.Headers = map[string]string{}
+		}
+		want, wantErr := json.Marshal((*plainTaskJSON)(v))
+		got, gotErr := json.Marshal(v) // through MarshalJSON
+		if (wantErr != nil) != (gotErr != nil) {
+			t.Fatalf("encoding/json error %v, hand-written error %v", wantErr, gotErr)
+		}
+		if wantErr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("hand-written encoding differs:\n got %s\nwant %s", got, want)
+		}
+		// The answer envelope too, as writeJSON sends it.
+		r := taskResponse{Task: v, Buffered: flag, SignalToken: s1, CallbackURL: s3}
+		type plainResponse struct {
+			Buffered    bool           `json:"buffered,omitempty"`
+			CallbackURL string         `json:"callbackUrl,omitempty"`
+			SignalToken string         `json:"signalToken,omitempty"`
+			Task        *plainTaskJSON `json:"task"`
+		}
+		want, wantErr = json.Marshal(plainResponse{flag, s3, s1, (*plainTaskJSON)(v)})
+		got, gotErr = r.appendJSON(nil)
+		if (wantErr != nil) != (gotErr != nil) {
+			t.Fatalf("answer: encoding/json error %v, hand-written error %v", wantErr, gotErr)
+		}
+		if wantErr == nil && !bytes.Equal(got, want) {
+			t.Fatalf("answer encoding differs:\n got %s\nwant %s", got, want)
 		}
 	})
 }
