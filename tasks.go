@@ -115,7 +115,9 @@ func taskJSON(t *store.Task) *TaskJSON {
 		v.HeartbeatTimeout = &s
 	}
 	v.Headers = map[string]string{}
-	json.Unmarshal([]byte(t.Headers), &v.Headers)
+	if t.Headers != "{}" {
+		json.Unmarshal([]byte(t.Headers), &v.Headers)
+	}
 	return v
 }
 
@@ -490,6 +492,9 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 }
 
 func hdrMap(t *store.Task) map[string]string {
+	if t.Headers == "{}" { // most tasks: no decoder, no map
+		return nil
+	}
 	var h map[string]string
 	json.Unmarshal([]byte(t.Headers), &h)
 	return h

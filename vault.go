@@ -112,6 +112,9 @@ func (a *App) checkTokenRefs(ctx context.Context, teamID string, headers map[str
 // resolveHeaders returns the task's headers with vault references replaced by their values,
 // in memory only, just before sending.
 func (a *App) resolveHeaders(ctx context.Context, teamID string, headers map[string]string) (map[string]string, error) {
+	if len(headers) == 0 {
+		return nil, nil
+	}
 	out := make(map[string]string, len(headers))
 	for k, v := range headers {
 		if strings.HasPrefix(v, vaultTokenPrefix) && vault.ValidTokenID(v) {

@@ -48,7 +48,8 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// Client sends requests to user-supplied URLs. It is safe for concurrent use.
+// Client sends requests to user-supplied URLs. It is safe for concurrent use. Plain http://
+// requests take a lean HTTP/1.1 path (plainTransport); https goes through net/http.
 type Client struct {
 	policy       *Policy
 	resolver     Resolver
@@ -57,7 +58,8 @@ type Client struct {
 	maxBody      int64
 	dialTimeout  time.Duration
 	dialer       *net.Dialer
-	transport    *http.Transport
+	transport    *http.Transport // https, and the http requests the lean path leaves alone
+	plain        *plainTransport // plain http://
 	http         *http.Client
 }
 
@@ -83,6 +85,7 @@ func New(o Options) *Client {
 		resolver = o.Resolver
 	}
 	maxConns := cmp.Or(max(o.MaxConnsPerHost, 0), defaultMaxConnsPerHost)
+	maxHeader := cmp.Or(max(o.MaxHeaderBytes, 0), defaultMaxHeaderBytes)
 	c := &Client{
 		policy:       p,
 		resolver:     resolver,
@@ -97,13 +100,19 @@ func New(o Options) *Client {
 		DialContext:            c.dialContext,
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    tlsHandshakeTimeout,
-		MaxResponseHeaderBytes: cmp.Or(max(o.MaxHeaderBytes, 0), defaultMaxHeaderBytes),
+		MaxResponseHeaderBytes: maxHeader,
 		MaxConnsPerHost:        maxConns,
 		MaxIdleConnsPerHost:    maxConns,
 		MaxIdleConns:           maxIdleConns,
 		IdleConnTimeout:        idleConnTimeout,
 	}
-	c.http = &http.Client{Transport: c.transport, CheckRedirect: c.checkRedirect}
+	c.plain = newPlainTransport(c.dialContext, c.userAgent, maxConns, maxHeader)
+	// The router sits under the http.Client, so redirects, CheckRedirect and the stripping of
+	// sensitive headers on a cross-host redirect stay net/http's, whichever path a hop takes.
+	c.http = &http.Client{
+		Transport:     &router{plain: c.plain, std: c.transport, userAgent: c.userAgent},
+		CheckRedirect: c.checkRedirect,
+	}
 	return c
 }
 
@@ -122,16 +131,10 @@ func (c *Client) checkRedirect(_ *http.Request, via []*http.Request) error {
 // MaxRedirects, each hop checked again by the dial-time policy (303 → GET, 301/302 POST → GET,
 // 307/308 keep method and body, as net/http does). It reads at most MaxBodyBytes of the body,
 // then stops reading, and closes it. A blocked address gives an error that errors.As
-// unwraps to *BlockedError.
+// unwraps to *BlockedError. The request is not modified: the transports add the
+// User-Agent when it has none.
 func (c *Client) Do(req *http.Request) (*Response, error) {
 	start := time.Now()
-	if c.userAgent != "" && req.Header.Get("User-Agent") == "" {
-		req = req.Clone(req.Context())
-		if req.Header == nil {
-			req.Header = make(http.Header)
-		}
-		req.Header.Set("User-Agent", c.userAgent)
-	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
@@ -156,7 +159,7 @@ func (c *Client) Do(req *http.Request) (*Response, error) {
 }
 
 // CloseIdle closes idle keep-alive connections.
-func (c *Client) CloseIdle() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
 
 // dialContext resolves the host itself, drops every address the policy refuses and
 // dials the rest by IP literal, so a resolver cannot answer differently between check and connect.
