@@ -123,6 +123,9 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
+// writerCacheKiB is the page cache of the writer connection; readers keep cache_size(-32000).
+const writerCacheKiB = 8000
+
 // Open opens (creating if needed) the database at path and starts the write loop.
 func Open(path string, o Options) (*Store, error) {
 	o.Sync = strings.ToLower(cmp.Or(o.Sync, "full"))
@@ -192,6 +195,13 @@ func Open(path string, o Options) (*Store, error) {
 	// A second connection, beside the writer's, for VACUUM INTO (the read pool is
 	// query_only); it is opened only when a backup is taken.
 	w.SetMaxOpenConns(2)
+	// The writer touches few pages (the ends of the indexes new tasks go to, and the tasks
+	// it updates); a smaller cache than the readers' also makes each commit cheaper, as
+	// SQLite walks the cache's hash table at the end of every transaction.
+	if _, err := s.wc.ExecContext(context.Background(), fmt.Sprintf("pragma cache_size = -%d", writerCacheKiB)); err != nil {
+		s.closeHandles()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
 	for _, q := range hotQueries {
 		st, err := s.wc.PreparexContext(context.Background(), q)
 		if err != nil {
