@@ -283,6 +283,12 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	}
 }
 
+// workerWait is how long a due delayed task waits for a worker to come free before it is
+// left to the writer, which makes it pending on disk for the claim loop. Calls that slow down
+// for a moment (a burst of timers, a target that stalls) keep all workers busy; waiting a
+// little for one beats two more writes per task.
+const workerWait = 100 * time.Millisecond
+
 // callFirst starts the delayed tasks among es that fell due, as many as workers are idle,
 // without writing a claim first: a call starts at once, and one write records claim and
 // outcome together (record). Until then such a task is still delayed on disk, and
@@ -322,29 +328,34 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 			byID[t.ID] = t
 		}
 	}
-	now := store.NowMS()
 	for _, e := range held {
 		t := byID[e.ID]
 		switch {
 		case t == nil: // deleted
 			a.inflight.endCall(e.ID)
+			continue
 		case t.Status != store.StatusDelayed:
 			a.inflight.endCall(e.ID)
 			rest = append(rest, e)
-		case t.DueAt == nil || *t.DueAt > now: // stale: its later timer is queued on its own
+			continue
+		case t.DueAt == nil || *t.DueAt > store.NowMS(): // stale: its later timer is queued on its own
 			a.inflight.endCall(e.ID)
-		case !a.ready.reserve():
+			continue
+		case !a.ready.reserveWait(d.runCtx, workerWait):
 			a.inflight.endCall(e.ID)
 			rest = append(rest, e)
-		case !a.inflight.confirm(e.ID, now): // a cancel came
+			continue
+		}
+		now := store.NowMS()
+		if !a.inflight.confirm(e.ID, now) { // a cancel came
 			a.ready.unreserve()
 			rest = append(rest, e)
-		default:
-			disk := *t
-			claim(t, now)
-			t.OnDisk = &disk
-			a.ready.handoff(t)
+			continue
 		}
+		disk := *t
+		claim(t, now)
+		t.OnDisk = &disk
+		a.ready.handoff(t)
 	}
 	return rest
 }

@@ -278,3 +278,57 @@ func TestReadyQueuePromisesMatchIdleWorkers(t *testing.T) {
 		t.Fatalf("%d pending left, want 1 (low)", n)
 	}
 }
+
+// TestReadyQueueReserveWait: a due timer with no worker idle waits for one to come free
+// (it then gets it), gives up after its limit, and stops at once when the context ends.
+func TestReadyQueueReserveWait(t *testing.T) {
+	t.Parallel()
+	q := newReadyQueue()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	if q.reserveWait(ctx, 20*time.Millisecond) {
+		t.Fatal("a promise with no worker at all")
+	}
+
+	got := make(chan bool, 1)
+	go func() { got <- q.reserveWait(ctx, time.Minute) }()
+	select {
+	case ok := <-got:
+		t.Fatalf("reserveWait returned %v before any worker was idle", ok)
+	case <-time.After(20 * time.Millisecond):
+	}
+	taken := make(chan *store.Task, 1)
+	go func() {
+		tk, _ := q.take(ctx)
+		taken <- tk
+	}()
+	select {
+	case ok := <-got:
+		if !ok {
+			t.Fatal("reserveWait gave up although a worker came free")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reserveWait did not see the worker come free")
+	}
+	// The one idle worker is promised: a second wait finds none and times out.
+	if q.reserveWait(ctx, 20*time.Millisecond) {
+		t.Fatal("two promises for one idle worker")
+	}
+	q.handoff(&store.Task{ID: "a"})
+	if tk := <-taken; tk == nil || tk.ID != "a" {
+		t.Fatalf("the worker got %v, want a", tk)
+	}
+
+	stopped := make(chan bool, 1)
+	go func() { stopped <- q.reserveWait(ctx, time.Minute) }()
+	cancel()
+	select {
+	case ok := <-stopped:
+		if ok {
+			t.Fatal("a promise after the context ended")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reserveWait did not stop when its context ended")
+	}
+}

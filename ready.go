@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"sync"
+	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
 )
@@ -31,6 +32,7 @@ type readyQueue struct {
 
 	workerWake chan struct{} // claimed tasks are waiting
 	claimWake  chan struct{} // pending items or free workers may have appeared
+	idleWake   chan struct{} // a worker came free (for reserveWait)
 }
 
 type readyItem struct {
@@ -61,7 +63,8 @@ func (h *readyHeap) Pop() any {
 }
 
 func newReadyQueue() *readyQueue {
-	return &readyQueue{in: map[string]bool{}, workerWake: make(chan struct{}, 1), claimWake: make(chan struct{}, 1)}
+	return &readyQueue{in: map[string]bool{}, workerWake: make(chan struct{}, 1), claimWake: make(chan struct{}, 1),
+		idleWake: make(chan struct{}, 1)}
 }
 
 func wake(c chan struct{}) {
@@ -142,6 +145,7 @@ func (q *readyQueue) take(ctx context.Context) (*store.Task, bool) {
 		if pending {
 			wake(q.claimWake)
 		}
+		wake(q.idleWake)
 		select {
 		case <-ctx.Done():
 		case <-q.workerWake:
@@ -167,6 +171,30 @@ func (q *readyQueue) reserve() bool {
 }
 
 // unreserve withdraws a promise whose task was not claimed.
+// reserveWait is reserve that waits up to max for a worker to come free; false if none
+// did, or ctx ended.
+func (q *readyQueue) reserveWait(ctx context.Context, max time.Duration) bool {
+	if q.reserve() {
+		return true
+	}
+	timeout := time.NewTimer(max)
+	defer timeout.Stop()
+	for {
+		select {
+		case <-q.idleWake:
+			if q.reserve() {
+				// Pass the wake on: another waiter may find a second worker free.
+				wake(q.idleWake)
+				return true
+			}
+		case <-timeout.C:
+			return q.reserve()
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 func (q *readyQueue) unreserve() {
 	q.mu.Lock()
 	q.reserved--
