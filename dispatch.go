@@ -649,8 +649,23 @@ func resultJSON(res *outbound.Response) string {
 		}
 		cr.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
 	}
-	b, _ := json.Marshal(cr)
-	return string(b)
+	return string(cr.appendJSON(make([]byte, 0, 256+len(res.Body))))
+}
+
+// appendJSON encodes the result as encoding/json would (FuzzCallResultJSON checks it).
+func (cr *callResult) appendJSON(b []byte) []byte {
+	b = append(b, `{"statusCode":`...)
+	b = strconv.AppendInt(b, int64(cr.StatusCode), 10)
+	b = append(b, `,"headers":`...)
+	b = appendStringMap(b, cr.Headers)
+	b = append(b, `,"body":`...)
+	b = appendJSONString(b, cr.Body)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendInt(b, cr.Duration, 10)
+	if cr.Truncated {
+		b = append(b, `,"truncated":true`...)
+	}
+	return append(b, '}')
 }
 
 // Backoff is the wait before retry n (1-based): exponential 1, 2, 4, 8… s; linear 1, 2, 3… s.

@@ -411,3 +411,21 @@ func FuzzTaskJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCallResultJSON checks the hand-written encoding of a call's result against
+// encoding/json's.
+func FuzzCallResultJSON(f *testing.F) {
+	f.Add(200, "content-type", "application/json", `{"ok":true,"html":"<b>&</b>"}`, int64(12), false)
+	f.Add(-1, "", "\xff\u2028", "line\nbreak\x00", int64(-5), true)
+	f.Fuzz(func(t *testing.T, code int, k, v, body string, ms int64, truncated bool) {
+		cr := callResult{StatusCode: code, Headers: map[string]string{k: v, "x-" + v: k}, Body: body,
+			Duration: ms, Truncated: truncated}
+		want, err := json.Marshal(cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cr.appendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("hand-written encoding differs:\n got %s\nwant %s", got, want)
+		}
+	})
+}

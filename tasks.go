@@ -394,6 +394,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		a.metrics.created.WithLabelValues(outcome).Inc()
 	}()
 	teamID := teamOf(r)
+	now := time.Now() // the creation time, and what a delay counts from: before the body is read
 	raw, err := readBody(r)
 	if err != nil {
 		return err
@@ -402,7 +403,6 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := decodeBytes(raw, &req); err != nil {
 		return err
 	}
-	now := time.Now()
 	task, err := a.newTask(&req, teamID, now)
 	if err != nil {
 		return err
