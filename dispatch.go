@@ -283,8 +283,8 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	}
 }
 
-// workerWait is how long a due delayed task waits for a worker to come free before it is
-// left to the writer, which makes it pending on disk for the claim loop. Calls that slow down
+// workerWait is how long due delayed tasks (a batch of them together) wait for a worker to
+// come free before they are left to the writer, which makes it pending on disk for the claim loop. Calls that slow down
 // for a moment (a burst of timers, a target that stalls) keep all workers busy; waiting a
 // little for one beats two more writes per task.
 const workerWait = 100 * time.Millisecond
@@ -328,6 +328,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 			byID[t.ID] = t
 		}
 	}
+	waitUntil := time.Now().Add(workerWait) // for the whole batch, not per task
 	for _, e := range held {
 		t := byID[e.ID]
 		switch {
@@ -341,7 +342,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		case t.DueAt == nil || *t.DueAt > store.NowMS(): // stale: its later timer is queued on its own
 			a.inflight.endCall(e.ID)
 			continue
-		case !a.ready.reserveWait(d.runCtx, workerWait):
+		case !a.ready.reserveWait(d.runCtx, time.Until(waitUntil)):
 			a.inflight.endCall(e.ID)
 			rest = append(rest, e)
 			continue
