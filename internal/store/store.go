@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -93,6 +94,7 @@ type writeReq struct {
 	done     func(error) // called once with the outcome, from the write loop
 	answered bool
 	tx       *Tx
+	async    bool // queued by WriteAsync: nobody waits for its answer
 }
 
 func (r *writeReq) answer(err error) {
@@ -307,7 +309,7 @@ func (s *Store) WriteAsync(fn func(*Tx) error, done func(error)) {
 			done(ErrClosed)
 		}
 	}()
-	s.reqs <- &writeReq{ctx: context.Background(), fn: fn, done: done}
+	s.reqs <- &writeReq{ctx: context.Background(), fn: fn, done: done, async: true}
 }
 
 func (s *Store) loop() {
@@ -394,6 +396,7 @@ type batch struct {
 	changed []string
 	deltas  map[countKey]int64
 	safe    bool // writes run in savepoints (after a redo)
+	awaited bool // it holds a write whose caller waits for the commit
 }
 
 // syncFile flushes a file to disk; tests replace it to watch the order of events.
@@ -445,6 +448,13 @@ func (s *Store) begin() *batch {
 // (or whose change itself failed) cannot be undone alone, so the batch is redone: rolled
 // back and its other writes run again, each in its own savepoint from then on.
 func (b *batch) run(r *writeReq) {
+	// While a batch holds only writes nobody waits for (the outcomes of calls, in a burst of
+	// timers), the writer steps aside between them, so that the calls and the requests
+	// waiting for a processor run first; the writes still share the commit.
+	if r.async && !b.awaited && len(b.reqs) > 0 {
+		runtime.Gosched()
+	}
+	b.awaited = b.awaited || !r.async
 	b.reqs = append(b.reqs, r)
 	if b.tx == nil {
 		return // answered with the BEGIN error at commit
