@@ -284,9 +284,9 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 }
 
 // workerWait is how long due delayed tasks (a batch of them together) wait for a worker to
-// come free before they are left to the writer, which makes it pending on disk for the claim loop. Calls that slow down
-// for a moment (a burst of timers, a target that stalls) keep all workers busy; waiting a
-// little for one beats two more writes per task.
+// come free before they are left to the writer, which makes them pending on disk for the
+// claim loop. Calls that slow down for a moment (a burst of timers, a target that stalls)
+// keep all workers busy; waiting a little for one beats two more writes per task.
 const workerWait = 100 * time.Millisecond
 
 // callFirst starts the delayed tasks among es that fell due, as many as workers are idle,

@@ -170,7 +170,6 @@ func (q *readyQueue) reserve() bool {
 	return true
 }
 
-// unreserve withdraws a promise whose task was not claimed.
 // reserveWait is reserve that waits up to max for a worker to come free; false if none
 // did, or ctx ended.
 func (q *readyQueue) reserveWait(ctx context.Context, max time.Duration) bool {
@@ -195,6 +194,7 @@ func (q *readyQueue) reserveWait(ctx context.Context, max time.Duration) bool {
 	}
 }
 
+// unreserve withdraws a promise whose task was not claimed.
 func (q *readyQueue) unreserve() {
 	q.mu.Lock()
 	q.reserved--

@@ -20,122 +20,110 @@ func (v *TaskJSON) MarshalJSON() ([]byte, error) {
 }
 
 func (v *TaskJSON) appendJSON(b []byte) ([]byte, error) {
-	var err error
-	b = append(b, `{"id":`...)
-	b = appendJSONString(b, v.ID)
-	b = append(b, `,"teamId":`...)
-	b = appendJSONString(b, v.TeamID)
-	b = append(b, `,"status":`...)
-	b = appendJSONString(b, v.Status)
-	b = append(b, `,"targetUrl":`...)
-	b = appendJSONString(b, v.TargetURL)
-	b = append(b, `,"method":`...)
-	b = appendJSONString(b, v.Method)
-	b = append(b, `,"headers":`...)
-	b = appendStringMap(b, v.Headers)
-	b = append(b, `,"body":`...)
-	b = appendOptString(b, v.Body)
-	b = append(b, `,"timeout":`...)
-	if b, err = appendFloat(b, v.Timeout); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"delayUntil":`...)
-	b = appendOptString(b, v.DelayUntil)
-	b = append(b, `,"maxRetries":`...)
-	b = strconv.AppendInt(b, int64(v.MaxRetries), 10)
-	b = append(b, `,"retryBackoff":`...)
-	b = appendJSONString(b, v.RetryBackoff)
-	b = append(b, `,"priority":`...)
-	b = strconv.AppendInt(b, int64(v.Priority), 10)
-	b = append(b, `,"onCompleteUrl":`...)
-	b = appendOptString(b, v.OnCompleteURL)
-	b = append(b, `,"waitForSignal":`...)
-	b = strconv.AppendBool(b, v.WaitForSignal)
-	b = append(b, `,"maxWaitTime":`...)
-	if b, err = appendFloat(b, v.MaxWaitTime); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"heartbeatTimeout":`...)
-	if v.HeartbeatTimeout == nil {
-		b = append(b, "null"...)
-	} else if b, err = appendFloat(b, *v.HeartbeatTimeout); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"retryCount":`...)
-	b = strconv.AppendInt(b, int64(v.RetryCount), 10)
-	for _, f := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{`,"startResult":`, v.StartResult}, {`,"result":`, v.Result}} {
-		b = append(b, f.name...)
-		if b, err = appendRawJSON(b, f.raw); err != nil {
-			return nil, err
-		}
-	}
-	b = append(b, `,"error":`...)
-	b = appendOptString(b, v.Error)
-	b = append(b, `,"progress":`...)
-	if b, err = appendRawJSON(b, v.Progress); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"lastHeartbeatAt":`...)
-	b = appendOptString(b, v.LastHeartbeatAt)
-	for _, f := range []struct {
-		name string
-		raw  json.RawMessage
-	}{{`,"bufferedSignal":`, v.BufferedSignal}, {`,"onComplete":`, v.OnComplete}} {
-		b = append(b, f.name...)
-		if b, err = appendRawJSON(b, f.raw); err != nil {
-			return nil, err
-		}
-	}
-	b = append(b, `,"provider":`...)
-	b = appendOptString(b, v.Provider)
-	b = append(b, `,"pollConfig":`...)
-	if b, err = appendRawJSON(b, v.PollConfig); err != nil {
-		return nil, err
-	}
-	b = append(b, `,"callbackId":`...)
-	b = appendOptString(b, v.CallbackID)
-	b = append(b, `,"createdAt":`...)
-	b = appendJSONString(b, v.CreatedAt)
-	b = append(b, `,"startedAt":`...)
-	b = appendOptString(b, v.StartedAt)
-	b = append(b, `,"waitingSince":`...)
-	b = appendOptString(b, v.WaitingSince)
-	b = append(b, `,"expiresAt":`...)
-	b = appendOptString(b, v.ExpiresAt)
-	b = append(b, `,"completedAt":`...)
-	b = appendOptString(b, v.CompletedAt)
-	return append(b, '}'), nil
+	w := jsonWriter{b: b}
+	w.str(`{"id":`, v.ID)
+	w.str(`,"teamId":`, v.TeamID)
+	w.str(`,"status":`, v.Status)
+	w.str(`,"targetUrl":`, v.TargetURL)
+	w.str(`,"method":`, v.Method)
+	w.b = appendStringMap(append(w.b, `,"headers":`...), v.Headers)
+	w.optStr(`,"body":`, v.Body)
+	w.float(`,"timeout":`, &v.Timeout)
+	w.optStr(`,"delayUntil":`, v.DelayUntil)
+	w.int(`,"maxRetries":`, v.MaxRetries)
+	w.str(`,"retryBackoff":`, v.RetryBackoff)
+	w.int(`,"priority":`, v.Priority)
+	w.optStr(`,"onCompleteUrl":`, v.OnCompleteURL)
+	w.b = strconv.AppendBool(append(w.b, `,"waitForSignal":`...), v.WaitForSignal)
+	w.float(`,"maxWaitTime":`, &v.MaxWaitTime)
+	w.float(`,"heartbeatTimeout":`, v.HeartbeatTimeout)
+	w.int(`,"retryCount":`, v.RetryCount)
+	w.raw(`,"startResult":`, v.StartResult)
+	w.raw(`,"result":`, v.Result)
+	w.optStr(`,"error":`, v.Error)
+	w.raw(`,"progress":`, v.Progress)
+	w.optStr(`,"lastHeartbeatAt":`, v.LastHeartbeatAt)
+	w.raw(`,"bufferedSignal":`, v.BufferedSignal)
+	w.raw(`,"onComplete":`, v.OnComplete)
+	w.optStr(`,"provider":`, v.Provider)
+	w.raw(`,"pollConfig":`, v.PollConfig)
+	w.optStr(`,"callbackId":`, v.CallbackID)
+	w.str(`,"createdAt":`, v.CreatedAt)
+	w.optStr(`,"startedAt":`, v.StartedAt)
+	w.optStr(`,"waitingSince":`, v.WaitingSince)
+	w.optStr(`,"expiresAt":`, v.ExpiresAt)
+	w.optStr(`,"completedAt":`, v.CompletedAt)
+	return w.end()
 }
 
 // appendJSON encodes the answer as encoding/json would, through the task's own encoder.
 func (r *taskResponse) appendJSON(b []byte) ([]byte, error) {
-	b = append(b, '{')
+	w := jsonWriter{b: append(b, '{')}
 	if r.Buffered {
-		b = append(b, `"buffered":true,`...)
+		w.b = append(w.b, `"buffered":true,`...)
 	}
 	if r.CallbackURL != "" {
-		b = append(b, `"callbackUrl":`...)
-		b = appendJSONString(b, r.CallbackURL)
-		b = append(b, ',')
+		w.str(`"callbackUrl":`, r.CallbackURL)
+		w.b = append(w.b, ',')
 	}
 	if r.SignalToken != "" {
-		b = append(b, `"signalToken":`...)
-		b = appendJSONString(b, r.SignalToken)
-		b = append(b, ',')
+		w.str(`"signalToken":`, r.SignalToken)
+		w.b = append(w.b, ',')
 	}
-	b = append(b, `"task":`...)
+	w.b = append(w.b, `"task":`...)
 	if r.Task == nil {
-		b = append(b, "null"...)
+		w.b = append(w.b, "null"...)
 	} else {
-		var err error
-		if b, err = r.Task.appendJSON(b); err != nil {
-			return nil, err
-		}
+		w.b, w.err = r.Task.appendJSON(w.b)
 	}
-	return append(b, '}'), nil
+	return w.end()
+}
+
+// jsonWriter appends the fields of an object, each after the literal that names it (with
+// its leading comma or brace), and keeps the first error.
+type jsonWriter struct {
+	b   []byte
+	err error
+}
+
+func (w *jsonWriter) str(name, s string) {
+	w.b = appendJSONString(append(w.b, name...), s)
+}
+
+func (w *jsonWriter) optStr(name string, s *string) {
+	w.b = appendOptString(append(w.b, name...), s)
+}
+
+func (w *jsonWriter) int(name string, n int) {
+	w.b = strconv.AppendInt(append(w.b, name...), int64(n), 10)
+}
+
+// float writes null for a nil f.
+func (w *jsonWriter) float(name string, f *float64) {
+	w.b = append(w.b, name...)
+	if f == nil {
+		w.b = append(w.b, "null"...)
+		return
+	}
+	var err error
+	if w.b, err = appendFloat(w.b, *f); err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+func (w *jsonWriter) raw(name string, r json.RawMessage) {
+	var err error
+	if w.b, err = appendRawJSON(append(w.b, name...), r); err != nil && w.err == nil {
+		w.err = err
+	}
+}
+
+// end closes the object; nil and the first error if a field could not be encoded.
+func (w *jsonWriter) end() ([]byte, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	return append(w.b, '}'), nil
 }
 
 // appendJSONString appends s as encoding/json writes a string: quoted, with <, > and &

@@ -114,9 +114,8 @@ func taskJSON(t *store.Task) *TaskJSON {
 		s := float64(*t.HeartbeatTimeoutMS) / 1000
 		v.HeartbeatTimeout = &s
 	}
-	v.Headers = map[string]string{}
-	if t.Headers != "{}" {
-		json.Unmarshal([]byte(t.Headers), &v.Headers)
+	if v.Headers = hdrMap(t); v.Headers == nil {
+		v.Headers = map[string]string{} // shown as {}, never null
 	}
 	return v
 }
@@ -491,6 +490,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
+// hdrMap is the task's stored headers as a map; nil when it has none.
 func hdrMap(t *store.Task) map[string]string {
 	if t.Headers == "{}" { // most tasks: no decoder, no map
 		return nil

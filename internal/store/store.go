@@ -71,11 +71,12 @@ type Store struct {
 	// so a write runs them directly instead of rebinding each to a database/sql Tx.
 	wc *sqlx.Conn
 
-	// Prepared statements, by SQL text: parsing SQL cost more than running it.
+	// Prepared statements, by SQL text: parsing SQL cost more than running it. The writer's
+	// hot ones are prepared at Open, others after their first use (notePrepare).
 	stmtMu    sync.Mutex
-	wStmts    map[string]*sqlx.Stmt // on the writer connection
-	toPrepare []string              // for wStmts, before the next transaction
-	rStmts    map[string]*sqlx.Stmt // on the read pool (prepared per connection on first use)
+	wStmts    map[string]preparedStmt // on the writer connection
+	toPrepare []string                // for wStmts, before the next transaction
+	rStmts    map[string]*sqlx.Stmt   // on the read pool (prepared per connection on first use)
 
 	countMu sync.Mutex
 	counts  map[countKey]int64
@@ -181,7 +182,7 @@ func Open(path string, o Options) (*Store, error) {
 
 	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{}),
 		syncWAL: o.Sync == "full", walPath: path + "-wal",
-		wStmts: map[string]*sqlx.Stmt{}, rStmts: map[string]*sqlx.Stmt{}}
+		wStmts: map[string]preparedStmt{}, rStmts: map[string]*sqlx.Stmt{}}
 	if err := s.syncWALFile(); err != nil { // the schema just applied
 		s.closeHandles()
 		return nil, err
@@ -210,7 +211,7 @@ func Open(path string, o Options) (*Store, error) {
 			s.closeHandles()
 			return nil, fmt.Errorf("prepare %q: %w", q, err)
 		}
-		s.wStmts[q] = st
+		s.wStmts[q] = preparedStmt{st, changesRows(q)}
 	}
 	go s.loop()
 	return s, nil
@@ -432,13 +433,20 @@ func (s *Store) syncWALFile() error {
 // begin opens the write transaction of a new batch.
 func (s *Store) begin() *batch {
 	b := &batch{s: s, reqs: make([]*writeReq, 0, 16), start: time.Now(), deltas: map[countKey]int64{}}
-	t := &Tx{c: s.wc, s: s}
+	b.open()
+	return b
+}
+
+// open begins the batch's transaction; if it cannot, the batch has no Tx and its writes are
+// answered with the error at commit.
+func (b *batch) open() {
+	t := &Tx{c: b.s.wc, s: b.s}
 	if _, err := t.Exec("begin immediate"); err != nil {
 		b.err = fmt.Errorf("begin: %w", err)
-		return b
+		b.tx = nil
+		return
 	}
 	b.tx = t
-	return b
 }
 
 // run applies one write inside the batch's transaction. Writes run without savepoints:
@@ -523,10 +531,7 @@ func (b *batch) redo() {
 	b.reqs = make([]*writeReq, 0, len(reqs))
 	b.changed, b.deltas = nil, map[countKey]int64{}
 	b.safe = true
-	if _, err := b.tx.Exec("begin immediate"); err != nil {
-		b.err = fmt.Errorf("begin: %w", err)
-		b.tx = nil
-	}
+	b.open()
 	for _, r := range reqs {
 		if r.answered {
 			b.reqs = append(b.reqs, r)
@@ -618,39 +623,33 @@ func (t *Tx) readBefore(id string) *Task {
 
 // QueryRow runs a query that returns one row.
 func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
-	t.noteQuery(query)
-	if st, ok := t.s.wStmt(query); ok {
+	if st := t.stmt(query); st != nil {
 		return st.QueryRow(args...)
 	}
-	t.s.notePrepare(query)
 	return t.c.QueryRowContext(context.Background(), query, args...)
 }
 
 // Get runs a query that returns one row into dest.
 func (t *Tx) Get(dest any, query string, args ...any) error {
-	t.noteQuery(query)
-	if st, ok := t.s.wStmt(query); ok {
+	if st := t.stmt(query); st != nil {
 		return st.Get(dest, args...)
 	}
-	t.s.notePrepare(query)
 	return t.c.GetContext(context.Background(), dest, query, args...)
 }
 
 // Select runs a query into the slice dest.
 func (t *Tx) Select(dest any, query string, args ...any) error {
-	t.noteQuery(query)
-	if st, ok := t.s.wStmt(query); ok {
+	if st := t.stmt(query); st != nil {
 		return st.Select(dest, args...)
 	}
 	return t.c.SelectContext(context.Background(), dest, query, args...)
 }
 
-// Exec runs a statement.
+// Exec runs a statement. One that changes rows, or fails, counts as a write (see batch.run).
 func (t *Tx) Exec(query string, args ...any) (res sql.Result, err error) {
-	if st, ok := t.s.wStmt(query); ok {
+	if st := t.stmt(query); st != nil {
 		res, err = st.Exec(args...)
 	} else {
-		t.s.notePrepare(query)
 		res, err = t.c.ExecContext(context.Background(), query, args...)
 	}
 	if err != nil {
@@ -661,12 +660,41 @@ func (t *Tx) Exec(query string, args ...any) (res sql.Result, err error) {
 	return res, err
 }
 
-// noteQuery counts a query that changes rows (… RETURNING) as a write, whatever it returns.
-func (t *Tx) noteQuery(query string) {
-	if strings.Contains(query, "returning") {
+// NamedExec runs a statement with :name parameters taken from arg's db tags.
+func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
+	q, args, err := sqlx.Named(query, arg)
+	if err != nil {
+		return nil, err
+	}
+	return t.Exec(q, args...)
+}
+
+// stmt returns the writer's prepared statement for query, or nil (and asks for it to be
+// prepared). A query that changes rows (… RETURNING) counts as a write, whatever it returns.
+func (t *Tx) stmt(query string) *sqlx.Stmt {
+	t.s.stmtMu.Lock()
+	st, ok := t.s.wStmts[query]
+	t.s.stmtMu.Unlock()
+	if !ok {
+		t.s.notePrepare(query)
+		if changesRows(query) {
+			t.wrote = true
+		}
+		return nil
+	}
+	if st.changes {
 		t.wrote = true
 	}
+	return st.Stmt
 }
+
+// preparedStmt is a statement prepared on the writer connection.
+type preparedStmt struct {
+	*sqlx.Stmt
+	changes bool // a query that changes rows (… RETURNING), told once when it is prepared
+}
+
+func changesRows(query string) bool { return strings.Contains(query, "returning") }
 
 // maxPrepared caps the writer's statement cache.
 const maxPrepared = 256
@@ -699,19 +727,10 @@ func (s *Store) prepareNoted() {
 		if _, dup := s.wStmts[q]; dup {
 			st.Close()
 		} else {
-			s.wStmts[q] = st
+			s.wStmts[q] = preparedStmt{st, changesRows(q)}
 		}
 		s.stmtMu.Unlock()
 	}
-}
-
-// wStmt returns the writer's prepared statement for query, if it has one: the hot ones
-// are prepared at Open, others after their first use (notePrepare).
-func (s *Store) wStmt(query string) (*sqlx.Stmt, bool) {
-	s.stmtMu.Lock()
-	defer s.stmtMu.Unlock()
-	st, ok := s.wStmts[query]
-	return st, ok
 }
 
 func (s *Store) rStmt(query string) (*sqlx.Stmt, error) {
@@ -757,12 +776,3 @@ func NowMS() int64 { return time.Now().UnixMilli() }
 
 // IsNotFound reports whether err means "no such row".
 func IsNotFound(err error) bool { return errors.Is(err, sql.ErrNoRows) }
-
-// NamedExec runs a statement with :name parameters taken from arg's db tags.
-func (t *Tx) NamedExec(query string, arg any) (sql.Result, error) {
-	q, args, err := sqlx.Named(query, arg)
-	if err != nil {
-		return nil, err
-	}
-	return t.Exec(q, args...)
-}
