@@ -393,7 +393,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		a.metrics.created.WithLabelValues(outcome).Inc()
 	}()
 	teamID := teamOf(r)
-	now := time.Now() // the creation time, and what a delay counts from: before the body is read
+	now := arrived(r) // the creation time, and what a delay counts from (arrival.go)
 	raw, err := readBody(r)
 	if err != nil {
 		return err
