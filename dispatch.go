@@ -275,13 +275,21 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 			}
 			return nil
 		})
-		if err != nil {
-			if d.runCtx.Err() == nil {
-				a.log.Error("fire timers", "err", err, "timers", len(batch))
+		if err != nil && d.runCtx.Err() == nil {
+			// Popped from memory but not handled on disk (a full disk, an I/O error): the
+			// loader has moved past them, so queue them again, or they would wait for a
+			// restart. A timer the task got meanwhile is newer and stays.
+			a.log.Error("fire timers; trying again in a second", "err", err, "timers", len(batch))
+			retry := time.Now().Add(fireRetry)
+			for _, e := range batch {
+				a.timers.PushIfAbsent(e.ID, retry)
 			}
 		}
 	}
 }
+
+// fireRetry is how long timers whose fire write failed wait before they fire again.
+const fireRetry = time.Second
 
 // workerWait is how long due delayed tasks (a batch of them together) wait for a worker to
 // come free before they are left to the writer, which makes them pending on disk for the

@@ -330,6 +330,41 @@ func TestE2ERestartTimerDueWhileDown(t *testing.T) {
 	e2eWaitStatus(t, s, did, "completed", 10*time.Second)
 }
 
+// A timer whose write fails (a trigger refuses it here, as a full disk would) fires again
+// once the database takes the write, without a restart.
+func TestE2EFailedTimerWriteRetried(t *testing.T) {
+	t.Parallel()
+	target := newE2ETarget(t, nil)
+	s := startServer(t, "")
+	id, _, wt := e2eWaitingTask(t, s, target.URL, map[string]any{"maxWaitTime": 2})
+	db, err := sql.Open("sqlite", "file:"+s.db+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`create trigger test_refuse_expiry before update on tasks when old.status = 'waiting'
+		begin select raise(abort, 'refused by the test'); end`); err != nil {
+		t.Fatal(err)
+	}
+	if exp := e2eTime(t, wt["expiresAt"], "expiresAt"); time.Until(exp) < 0 {
+		t.Fatal("setup: the task expired before the trigger was in place")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(s.Logs(), "refused by the test") {
+		if time.Now().After(deadline) {
+			t.Fatal("the expiry's write never failed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := aqtStr(s.call("GET", "/v1/tasks/"+id, nil).task(), "status"); st != "waiting" {
+		t.Fatalf("status %q after the refused expiry, want waiting", st)
+	}
+	if _, err := db.Exec(`drop trigger test_refuse_expiry`); err != nil {
+		t.Fatal(err)
+	}
+	e2eWaitStatus(t, s, id, "timeout", 10*time.Second)
+}
+
 // TestE2ETimerLateness measures (and only logs) timer lateness: ~300 delayed tasks as seen by the
 // target, and ~300 maxWaitTime timeouts as recorded by the API.
 func TestE2ETimerLateness(t *testing.T) {

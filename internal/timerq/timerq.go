@@ -87,7 +87,13 @@ func New() *Queue {
 // Push sets id's timer to due, adding it or moving an existing one.
 // If this makes the earliest due time earlier than it was (or the queue was
 // empty), a value is sent on Wake without blocking.
-func (q *Queue) Push(id string, due time.Time) {
+func (q *Queue) Push(id string, due time.Time) { q.push(id, due, true) }
+
+// PushIfAbsent is Push for an id without a timer: an existing timer is left as it is.
+// It reports whether it added one.
+func (q *Queue) PushIfAbsent(id string, due time.Time) bool { return q.push(id, due, false) }
+
+func (q *Queue) push(id string, due time.Time, move bool) bool {
 	q.mu.Lock()
 	var prev time.Time
 	hadTop := len(q.h) > 0
@@ -95,9 +101,9 @@ func (q *Queue) Push(id string, due time.Time) {
 		prev = q.h[0].due
 	}
 	if it, ok := q.byID[id]; ok {
-		if q.h[it.index].due.Equal(due) {
+		if !move || q.h[it.index].due.Equal(due) {
 			q.mu.Unlock()
-			return
+			return false
 		}
 		q.h[it.index].due = due
 		heap.Fix(&q.h, it.index)
@@ -114,6 +120,7 @@ func (q *Queue) Push(id string, due time.Time) {
 		default:
 		}
 	}
+	return true
 }
 
 // Remove deletes id's timer and reports whether there was one.

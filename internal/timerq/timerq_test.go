@@ -118,6 +118,29 @@ func TestRemoveAndNext(t *testing.T) {
 	}
 }
 
+// PushIfAbsent adds a timer only for an id without one, and wakes Run as Push does.
+func TestPushIfAbsent(t *testing.T) {
+	t.Parallel()
+	q := New()
+	q.Push("a", at(5))
+	woken(q)
+	if q.PushIfAbsent("a", at(1)) {
+		t.Fatal("PushIfAbsent(a) = true for an id with a timer")
+	}
+	if next, _ := q.Next(); !next.Equal(at(5)) || woken(q) {
+		t.Fatalf("PushIfAbsent moved a's timer to %v (or woke Run)", next)
+	}
+	if !q.PushIfAbsent("b", at(2)) {
+		t.Fatal("PushIfAbsent(b) = false for an id without a timer")
+	}
+	if !woken(q) {
+		t.Fatal("a new earliest timer from PushIfAbsent did not wake Run")
+	}
+	if got := ids(q.PopDue(at(10), 0)); !slices.Equal(got, []string{"b", "a"}) {
+		t.Fatalf("PopDue = %v, want [b a]", got)
+	}
+}
+
 func TestWake(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
