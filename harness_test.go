@@ -117,6 +117,7 @@ func (s *server) launch(wantKey bool) {
 	done := make(chan struct{})
 	s.done = done
 	keyc := make(chan string, 1)
+	readyLine := make(chan struct{}) // /readyz can answer before this goroutine reads the line
 	cmd := s.cmd
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -126,6 +127,9 @@ func (s *server) launch(wantKey bool) {
 			s.mu.Lock()
 			s.logs.WriteString(line + "\n")
 			s.mu.Unlock()
+			if strings.Contains(line, `"msg":"asyncqueue ready"`) {
+				close(readyLine)
+			}
 			if k := keyRE.FindString(line); k != "" {
 				select {
 				case keyc <- k:
@@ -154,6 +158,11 @@ func (s *server) launch(wantKey bool) {
 			t.Fatalf("asyncqueue not ready after 20s:\n%s", s.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-readyLine:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("/readyz answers but no ready line was logged:\n%s", s.Logs())
 	}
 	if !wantKey {
 		return
