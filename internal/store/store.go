@@ -479,12 +479,25 @@ func (b *batch) run(r *writeReq) {
 	}
 	if err := runFn(r.fn, t); err != nil {
 		r.answer(err)
-		if t.wrote {
+		if t.wrote || !b.stillOpen() {
 			b.redo()
 		}
 		return
 	}
 	b.accept(t)
+}
+
+// stillOpen reports whether the batch's transaction survived a failed write. On some
+// errors (a full disk, an I/O error, no memory) SQLite rolls the whole transaction back
+// itself, even after a read: the batch's earlier writes are gone, and later ones would run
+// in autocommit, each committed on its own before any sync and whatever its caller is told.
+// BEGIN tells: inside a transaction it fails.
+func (b *batch) stillOpen() bool {
+	if _, err := b.tx.c.ExecContext(context.Background(), "begin"); err != nil {
+		return true
+	}
+	b.tx.c.ExecContext(context.Background(), "rollback") // the probe's own transaction
+	return false
 }
 
 // runSaved runs a write in its own savepoint, so that a failure undoes it alone.
@@ -495,7 +508,11 @@ func (b *batch) runSaved(r *writeReq, t *Tx) {
 	}
 	if err := runFn(r.fn, t); err != nil {
 		if _, rerr := b.tx.Exec("rollback to w"); rerr != nil {
-			err = errors.Join(err, rerr)
+			// No savepoint to go back to: SQLite rolled the whole transaction back itself
+			// (see stillOpen), so the writes before this one run again.
+			r.answer(errors.Join(err, rerr))
+			b.redo()
+			return
 		} else if _, rerr := b.tx.Exec("release w"); rerr != nil {
 			err = errors.Join(err, rerr)
 		}

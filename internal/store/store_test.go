@@ -280,6 +280,71 @@ func TestWriteRedo(t *testing.T) {
 	}
 }
 
+// When SQLite rolls the whole transaction back by itself during a write (simulated here by
+// a ROLLBACK behind the Tx's back), the batch's other writes run again in a new one: none is
+// lost, and none commits on its own outside a transaction.
+func TestWriteRedoAfterSQLiteRollback(t *testing.T) {
+	s, _ := openTest(t, Options{})
+	release, blocked := blockWriter(t, s)
+	boom := errors.New("boom")
+	var runs [5]atomic.Int32
+	insert := func(i int, name string, err error) func(*Tx) error {
+		return func(tx *Tx) error {
+			runs[i].Add(1)
+			if e := insertTeam(tx, name); e != nil {
+				return e
+			}
+			return err
+		}
+	}
+	rolledBack := func(i int) func(*Tx) error {
+		return func(tx *Tx) error {
+			runs[i].Add(1)
+			if _, err := tx.c.ExecContext(context.Background(), "rollback"); err != nil {
+				return err
+			}
+			return boom
+		}
+	}
+	fns := []func(*Tx) error{
+		insert(0, "a", nil),
+		rolledBack(1),        // changes nothing itself: only the probe tells; redone, in savepoints
+		insert(2, "c", boom), // fails after a change: its savepoint undoes it alone
+		rolledBack(3),        // inside a savepoint: the rollback to it fails; a second redo
+		insert(4, "e", nil),
+	}
+	results := make([]chan error, len(fns))
+	for i, fn := range fns {
+		results[i] = make(chan error, 1)
+		go func() { results[i] <- s.Write(context.Background(), fn) }()
+		waitQueued(t, s, i+1)
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatalf("blocking write: %v", err)
+	}
+	for i, want := range []error{nil, boom, boom, boom, nil} {
+		if err := <-results[i]; !errors.Is(err, want) {
+			t.Errorf("write %d: %v, want %v", i, err, want)
+		}
+	}
+	names := teamNames(t, s)
+	for name, want := range map[string]bool{"blocker": true, "a": true, "c": false, "e": true} {
+		if names[name] != want {
+			t.Errorf("team %s committed: %v, want %v", name, names[name], want)
+		}
+	}
+	// a ran in the first transaction and again after each rollback.
+	for i, want := range []int32{3, 1, 1, 1, 1} {
+		if got := runs[i].Load(); got != want {
+			t.Errorf("write %d ran %d times, want %d", i, got, want)
+		}
+	}
+	if st := s.Stats(); st.Redos != 2 || st.Commits != 1 {
+		t.Errorf("Stats() = %+v, want 2 redos in 1 commit", st)
+	}
+}
+
 func TestWritePanicIsAnError(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	release, blocked := blockWriter(t, s)
