@@ -95,6 +95,39 @@ func waitQueued(t *testing.T, s *Store, n int) {
 	}
 }
 
+// writeBatch runs fns as writes of one batch, queued in order behind a blocker, and returns
+// what each Write returned.
+func writeBatch(t *testing.T, s *Store, fns ...func(*Tx) error) []error {
+	t.Helper()
+	release, blocked := blockWriter(t, s)
+	results := make([]chan error, len(fns))
+	for i, fn := range fns {
+		results[i] = make(chan error, 1)
+		go func() { results[i] <- s.Write(context.Background(), fn) }()
+		waitQueued(t, s, i+1) // keep the order
+	}
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatalf("blocking write: %v", err)
+	}
+	errs := make([]error, len(fns))
+	for i := range results {
+		errs[i] = <-results[i]
+	}
+	return errs
+}
+
+// countedInsert is a write that counts its runs, inserts team name, then returns err.
+func countedInsert(runs *atomic.Int32, name string, err error) func(*Tx) error {
+	return func(tx *Tx) error {
+		runs.Add(1)
+		if e := insertTeam(tx, name); e != nil {
+			return e
+		}
+		return err
+	}
+}
+
 func TestGroupCommit(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	const n = 200
@@ -140,12 +173,14 @@ func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
 		committed = append(committed, ids)
 		mu.Unlock()
 	}})
-	release, blocked := blockWriter(t, s)
-
 	boom := errors.New("boom")
-	results := make([]chan error, 3)
-	fns := []func(*Tx) error{
-		func(tx *Tx) error { return insertTeam(tx, "a") },
+	afterA := make(chan struct{})
+	errs := writeBatch(t, s,
+		func(tx *Tx) error {
+			tx.Changed("task-of-a")
+			tx.AfterCommit(func() { close(afterA) })
+			return insertTeam(tx, "a")
+		},
 		func(tx *Tx) error {
 			if err := insertTeam(tx, "b"); err != nil {
 				return err
@@ -158,32 +193,14 @@ func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
 			return boom
 		},
 		func(tx *Tx) error { return insertTeam(tx, "c") },
-	}
-	afterA := make(chan struct{})
-	for i, fn := range fns {
-		results[i] = make(chan error, 1)
-		if i == 0 {
-			inner := fn
-			fn = func(tx *Tx) error {
-				tx.Changed("task-of-a")
-				tx.AfterCommit(func() { close(afterA) })
-				return inner(tx)
-			}
-		}
-		go func() { results[i] <- s.Write(context.Background(), fn) }()
-		waitQueued(t, s, i+1) // keep the order a, b, c
-	}
-	release()
-	if err := <-blocked; err != nil {
-		t.Fatalf("blocking write: %v", err)
-	}
-	if err := <-results[0]; err != nil {
+	)
+	if err := errs[0]; err != nil {
 		t.Errorf("write a: %v", err)
 	}
-	if err := <-results[1]; !errors.Is(err, boom) {
+	if err := errs[1]; !errors.Is(err, boom) {
 		t.Errorf("write b: %v, want boom", err)
 	}
-	if err := <-results[2]; err != nil {
+	if err := errs[2]; err != nil {
 		t.Errorf("write c: %v", err)
 	}
 	select {
@@ -221,20 +238,10 @@ func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
 // failure in the same batch is undone alone.
 func TestWriteRedo(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	release, blocked := blockWriter(t, s)
 	boom := errors.New("boom")
 	var runs [6]atomic.Int32
-	insertThen := func(i int, name string, err error) func(*Tx) error {
-		return func(tx *Tx) error {
-			runs[i].Add(1)
-			if e := insertTeam(tx, name); e != nil {
-				return e
-			}
-			return err
-		}
-	}
-	fns := []func(*Tx) error{
-		insertThen(0, "a", nil),
+	errs := writeBatch(t, s,
+		countedInsert(&runs[0], "a", nil),
 		func(tx *Tx) error { // fails after a read only
 			runs[1].Add(1)
 			if _, err := tx.Team("team-a"); err != nil {
@@ -242,23 +249,13 @@ func TestWriteRedo(t *testing.T) {
 			}
 			return boom
 		},
-		insertThen(2, "c", boom), // fails after a change: the batch is redone
-		insertThen(3, "d", nil),
-		insertThen(4, "e", boom), // fails in a savepoint
-		insertThen(5, "f", nil),
-	}
-	results := make([]chan error, len(fns))
-	for i, fn := range fns {
-		results[i] = make(chan error, 1)
-		go func() { results[i] <- s.Write(context.Background(), fn) }()
-		waitQueued(t, s, i+1)
-	}
-	release()
-	if err := <-blocked; err != nil {
-		t.Fatalf("blocking write: %v", err)
-	}
+		countedInsert(&runs[2], "c", boom), // fails after a change: the batch is redone
+		countedInsert(&runs[3], "d", nil),
+		countedInsert(&runs[4], "e", boom), // fails in a savepoint
+		countedInsert(&runs[5], "f", nil),
+	)
 	for i, want := range []error{nil, boom, boom, nil, boom, nil} {
-		if err := <-results[i]; !errors.Is(err, want) {
+		if err := errs[i]; !errors.Is(err, want) {
 			t.Errorf("write %d: %v, want %v", i, err, want)
 		}
 	}
@@ -285,46 +282,26 @@ func TestWriteRedo(t *testing.T) {
 // lost, and none commits on its own outside a transaction.
 func TestWriteRedoAfterSQLiteRollback(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	release, blocked := blockWriter(t, s)
 	boom := errors.New("boom")
 	var runs [5]atomic.Int32
-	insert := func(i int, name string, err error) func(*Tx) error {
+	rolledBack := func(runs *atomic.Int32) func(*Tx) error {
 		return func(tx *Tx) error {
-			runs[i].Add(1)
-			if e := insertTeam(tx, name); e != nil {
-				return e
-			}
-			return err
-		}
-	}
-	rolledBack := func(i int) func(*Tx) error {
-		return func(tx *Tx) error {
-			runs[i].Add(1)
+			runs.Add(1)
 			if _, err := tx.c.ExecContext(context.Background(), "rollback"); err != nil {
 				return err
 			}
 			return boom
 		}
 	}
-	fns := []func(*Tx) error{
-		insert(0, "a", nil),
-		rolledBack(1),        // changes nothing itself: only the probe tells; redone, in savepoints
-		insert(2, "c", boom), // fails after a change: its savepoint undoes it alone
-		rolledBack(3),        // inside a savepoint: the rollback to it fails; a second redo
-		insert(4, "e", nil),
-	}
-	results := make([]chan error, len(fns))
-	for i, fn := range fns {
-		results[i] = make(chan error, 1)
-		go func() { results[i] <- s.Write(context.Background(), fn) }()
-		waitQueued(t, s, i+1)
-	}
-	release()
-	if err := <-blocked; err != nil {
-		t.Fatalf("blocking write: %v", err)
-	}
+	errs := writeBatch(t, s,
+		countedInsert(&runs[0], "a", nil),
+		rolledBack(&runs[1]),               // changes nothing itself: only the probe tells; redone, in savepoints
+		countedInsert(&runs[2], "c", boom), // fails after a change: its savepoint undoes it alone
+		rolledBack(&runs[3]),               // inside a savepoint: the rollback to it fails; a second redo
+		countedInsert(&runs[4], "e", nil),
+	)
 	for i, want := range []error{nil, boom, boom, boom, nil} {
-		if err := <-results[i]; !errors.Is(err, want) {
+		if err := errs[i]; !errors.Is(err, want) {
 			t.Errorf("write %d: %v, want %v", i, err, want)
 		}
 	}
@@ -347,32 +324,23 @@ func TestWriteRedoAfterSQLiteRollback(t *testing.T) {
 
 func TestWritePanicIsAnError(t *testing.T) {
 	s, _ := openTest(t, Options{})
-	release, blocked := blockWriter(t, s)
-	ra, rp, rc := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	go func() { ra <- s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "a") }) }()
-	waitQueued(t, s, 1)
-	go func() {
-		rp <- s.Write(context.Background(), func(tx *Tx) error {
+	errs := writeBatch(t, s,
+		func(tx *Tx) error { return insertTeam(tx, "a") },
+		func(tx *Tx) error {
 			if err := insertTeam(tx, "p"); err != nil {
 				return err
 			}
 			panic("kaboom")
-		})
-	}()
-	waitQueued(t, s, 2)
-	go func() { rc <- s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "c") }) }()
-	waitQueued(t, s, 3)
-	release()
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-ra; err != nil {
+		},
+		func(tx *Tx) error { return insertTeam(tx, "c") },
+	)
+	if err := errs[0]; err != nil {
 		t.Errorf("write a: %v", err)
 	}
-	if err := <-rp; err == nil || !strings.Contains(err.Error(), "kaboom") {
+	if err := errs[1]; err == nil || !strings.Contains(err.Error(), "kaboom") {
 		t.Errorf("panicking write: %v, want an error mentioning the panic", err)
 	}
-	if err := <-rc; err != nil {
+	if err := errs[2]; err != nil {
 		t.Errorf("write c: %v", err)
 	}
 	// The loop still works.
