@@ -513,7 +513,8 @@ func (b *batch) runSaved(r *writeReq, t *Tx) {
 			r.answer(errors.Join(err, rerr))
 			b.redo()
 			return
-		} else if _, rerr := b.tx.Exec("release w"); rerr != nil {
+		}
+		if _, rerr := b.tx.Exec("release w"); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
 		r.answer(err)
