@@ -21,8 +21,9 @@ import (
 )
 
 // SchemaVersion is stored in PRAGMA user_version; a database written by a newer
-// asyncqueue is refused rather than misread.
-const SchemaVersion = 1
+// asyncqueue is refused rather than misread. schema.sql is version 1; each entry of
+// migrations moves a database one version up.
+var SchemaVersion = 1 + len(migrations)
 
 // Defaults for Options.
 const (
@@ -232,6 +233,11 @@ func migrate(w *sqlx.DB, schema string) error {
 	defer tx.Rollback()
 	if _, err := tx.Exec(schema); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
+	}
+	for i := max(v, 1) - 1; i < len(migrations); i++ {
+		if _, err := tx.Exec(migrations[i]); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", i+2, err)
+		}
 	}
 	if _, err := tx.Exec(fmt.Sprintf("pragma user_version = %d", SchemaVersion)); err != nil {
 		return fmt.Errorf("set schema version: %w", err)
