@@ -52,7 +52,7 @@ func setupAdmin(t *testing.T, trusted ...netip.Prefix) *adminEnv {
 		cfg:     &ServeCmd{MaxBody: 1 << 20},
 		trusted: trusted,
 		timers:  timerq.New(),
-		ready:   newReadyQueue(),
+		sched:   newScheduler(DefaultMaxInFlight, DefaultFlowParallelism, nil),
 		hub:     newHub(),
 		out:     outbound.New(outbound.Options{Policy: &outbound.Policy{}}),
 	}

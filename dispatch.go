@@ -31,7 +31,8 @@ const (
 	MaxStoredHeaders = 50
 )
 
-// dispatcher runs the timer loop, the loader that refills it, and the worker pool.
+// dispatcher runs the timer loop, the loader that refills it, and the calls the scheduler
+// lets start, each on a goroutine of its own.
 type dispatcher struct {
 	a *App
 
@@ -42,20 +43,21 @@ type dispatcher struct {
 	callCtx    context.Context // in-flight calls: cancelled only when the drain times out
 	cancelCall context.CancelFunc
 
-	workers sync.WaitGroup // workers, timer batches, polls and webhook deliveries
+	workers sync.WaitGroup // calls, the claim loop, timer batches, polls and webhook deliveries
 	loops   sync.WaitGroup
 
 	spawnMu  sync.Mutex
 	stopping bool
+	orphans  []*store.Task // claimed, but launched after the drain began
 }
 
 // spawn runs f in a goroutine the shutdown drain waits for; once stopping, it runs nothing
-// (what f would do stays due in the database and happens after the restart).
-func (d *dispatcher) spawn(f func()) {
+// and returns false (what f would do stays due in the database and happens after the restart).
+func (d *dispatcher) spawn(f func()) bool {
 	d.spawnMu.Lock()
 	if d.stopping {
 		d.spawnMu.Unlock()
-		return
+		return false
 	}
 	d.workers.Add(1)
 	d.spawnMu.Unlock()
@@ -63,6 +65,18 @@ func (d *dispatcher) spawn(f func()) {
 		defer d.workers.Done()
 		f()
 	}()
+	return true
+}
+
+// launch starts the call of a task that holds a slot of its flow (scheduler.next or
+// tryStart) and is claimed (or, from a timer, about to be: callFirst).
+func (d *dispatcher) launch(t *store.Task) {
+	if !d.spawn(func() { d.runClaimed(t) }) {
+		d.a.sched.done(flowOf(t))
+		d.spawnMu.Lock()
+		d.orphans = append(d.orphans, t)
+		d.spawnMu.Unlock()
+	}
 }
 
 func (a *App) newDispatcher() *dispatcher {
@@ -88,6 +102,9 @@ func (d *dispatcher) start(ctx context.Context) error {
 	}
 	if recovered > 0 {
 		a.log.Warn("callbacks interrupted by the last shutdown will run again", "tasks", recovered)
+	}
+	if err := a.loadFlows(ctx); err != nil {
+		return fmt.Errorf("load flows: %w", err)
 	}
 	if err := d.loadTimers(ctx, true); err != nil {
 		return fmt.Errorf("load timers: %w", err)
@@ -117,13 +134,6 @@ func (d *dispatcher) start(ctx context.Context) error {
 		defer d.workers.Done()
 		d.claimLoop()
 	}()
-	for range a.cfg.Workers {
-		d.workers.Add(1)
-		go func() {
-			defer d.workers.Done()
-			d.work()
-		}()
-	}
 	return nil
 }
 
@@ -134,7 +144,7 @@ func (d *dispatcher) stop(timeout time.Duration) {
 	d.stopping = true
 	d.spawnMu.Unlock()
 	d.stopClaim()
-	d.a.ready.close()
+	d.a.sched.close()
 	done := make(chan struct{})
 	go func() { d.workers.Wait(); close(done) }()
 	select {
@@ -144,7 +154,11 @@ func (d *dispatcher) stop(timeout time.Duration) {
 		d.cancelCall()
 		<-done
 	}
-	for _, t := range d.a.ready.drainClaimed() {
+	d.spawnMu.Lock()
+	orphans := d.orphans
+	d.orphans = nil
+	d.spawnMu.Unlock()
+	for _, t := range orphans {
 		if err := d.interrupted(t); err != nil {
 			d.a.log.Error("return task to pending", "task", t.ID, "err", err)
 		}
@@ -168,9 +182,10 @@ func (a *App) scheduled(t *store.Task) {
 	}
 	if t.Status == store.StatusPending {
 		a.timers.Remove(t.ID)
-		a.ready.push(t.ID, t.Priority, valueOr(t.DueAt))
+		a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt))
 		return
 	}
+	a.sched.remove(t.ID) // cancelled, or moved on some other way while queued
 	if t.DueAt == nil || t.Status == store.StatusProcessing {
 		a.timers.Remove(t.ID)
 		return
@@ -206,6 +221,7 @@ func (d *dispatcher) loaderLoop() {
 		if err := d.loadTimers(d.runCtx, false); err != nil && d.runCtx.Err() == nil {
 			d.a.log.Error("load timers", "err", err)
 		}
+		d.a.sched.sweep()
 		if i%40 == 0 { // every 10 minutes, in small batches that do not hold the writer long
 			before := time.Now().Add(-IdempotencyWindow).UnixMilli()
 			for range 100 {
@@ -291,21 +307,16 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 // fireRetry is how long timers whose fire write failed wait before they fire again.
 const fireRetry = time.Second
 
-// workerWait is how long due delayed tasks (a batch of them together) wait for a worker to
-// come free before they are left to the writer, which makes them pending on disk for the
-// claim loop. Calls that slow down for a moment (a burst of timers, a target that stalls)
-// keep all workers busy; waiting a little for one beats two more writes per task.
-const workerWait = 100 * time.Millisecond
-
-// callFirst starts the delayed tasks among es that fell due, as many as workers are idle,
-// without writing a claim first: a call starts at once, and one write records claim and
+// callFirst starts the delayed tasks among es that fell due, those whose flow may start a
+// call at once (scheduler.tryStart), without writing a claim first: a call starts at once, and one write records claim and
 // outcome together (record). Until then such a task is still delayed on disk, and
 // a.inflight makes it behave as processing. A crash mid-call leaves it delayed and overdue,
 // so it runs again after the restart: the same at-least-once as a crash after a written
 // claim. The tasks are read in one query from the read pool, off the single writer.
 //
 // It returns the timers it leaves to the writer (fireOne): other statuses (deadlines,
-// webhooks, polls), delayed tasks no worker is idle for, and tasks a cancel holds.
+// webhooks, polls), delayed tasks whose flow is at a limit or has others queued (the writer
+// makes them pending, and the scheduler queues them), and tasks a cancel holds.
 func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	a := d.a
 	var rest, held []timerq.Entry
@@ -336,7 +347,6 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 			byID[t.ID] = t
 		}
 	}
-	waitUntil := time.Now().Add(workerWait) // for the whole batch, not per task
 	for _, e := range held {
 		t := byID[e.ID]
 		switch {
@@ -350,21 +360,23 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		case t.DueAt == nil || *t.DueAt > store.NowMS(): // stale: its later timer is queued on its own
 			a.inflight.endCall(e.ID)
 			continue
-		case !a.ready.reserveWait(d.runCtx, time.Until(waitUntil)):
+		}
+		if ok, reason := a.sched.tryStart(flowOf(t)); !ok {
+			a.metrics.slotWaits.WithLabelValues(reason).Inc()
 			a.inflight.endCall(e.ID)
 			rest = append(rest, e)
 			continue
 		}
 		now := store.NowMS()
 		if !a.inflight.confirm(e.ID, now) { // a cancel came
-			a.ready.unreserve()
+			a.sched.done(flowOf(t))
 			rest = append(rest, e)
 			continue
 		}
 		disk := *t
 		claim(t, now)
 		t.OnDisk = &disk
-		a.ready.handoff(t)
+		d.launch(t)
 	}
 	return rest
 }
@@ -384,7 +396,7 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 	from := t.Status
 	switch {
 	case t.Status == store.StatusPending:
-		tx.AfterCommit(func() { a.ready.push(t.ID, t.Priority, valueOr(t.DueAt)) })
+		tx.AfterCommit(func() { a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt)) })
 		return nil
 	case t.Status == store.StatusDelayed:
 		t.Status = store.StatusPending
@@ -475,29 +487,16 @@ func (a *App) expireIfDue(tx *store.Tx, t *store.Task, now time.Time) error {
 	return nil
 }
 
-// work is one worker: take a claimed task, call its target, queue the outcome's write.
-func (d *dispatcher) work() {
-	for {
-		t, ok := d.a.ready.take(d.claimCtx)
-		if !ok {
-			return
-		}
-		if err := d.runClaimed(t); err != nil && d.runCtx.Err() == nil {
-			d.a.log.Error("run task", "task", t.ID, "err", err)
-		}
-	}
-}
-
 // claimBatchMax caps how many pending tasks one claim write takes.
 const claimBatchMax = 256
 
-// claimLoop claims pending tasks for idle workers, as many per write as there are
-// workers free for them, and hands them over once the claim is durable. It does not wait
-// for one claim to commit before taking the next workers that come free.
+// claimLoop claims the pending tasks the scheduler lets start, as many per write as it
+// gives, and starts their calls once the claim is durable. It does not wait for one claim
+// to commit before taking the next slots that come free.
 func (d *dispatcher) claimLoop() {
 	a := d.a
 	for {
-		items, ok := a.ready.claimBatch(d.claimCtx, claimBatchMax)
+		items, ok := a.sched.next(d.claimCtx, claimBatchMax)
 		if !ok {
 			return
 		}
@@ -523,23 +522,43 @@ func (d *dispatcher) claimLoop() {
 					// Still pending on disk; offer them again once the database recovers.
 					time.AfterFunc(time.Second, func() {
 						for _, it := range items {
-							a.ready.push(it.id, it.priority, it.due)
+							a.sched.push(it.id, it.flow, it.priority, it.due)
 						}
 					})
 				}
 			}
+			claimed := make(map[string]bool, len(got))
 			for _, t := range got {
-				a.ready.handoff(t)
+				claimed[t.ID] = true
+				d.launch(t)
 			}
-			for range len(items) - len(got) {
-				a.ready.unreserve()
+			for _, it := range items {
+				if !claimed[it.id] {
+					a.sched.done(it.flow)
+				}
 			}
 		})
 	}
 }
 
-// runClaimed calls the target of a task that is processing and records the outcome.
-func (d *dispatcher) runClaimed(t *store.Task) error {
+// runClaimed calls the target of a task that is processing, gives its flow's slot back and
+// records the outcome.
+func (d *dispatcher) runClaimed(t *store.Task) {
+	f := flowOf(t)
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			d.a.sched.done(f)
+		}
+	}
+	defer release()
+	if err := d.runCall(t, f, release); err != nil && d.runCtx.Err() == nil {
+		d.a.log.Error("run task", "task", t.ID, "err", err)
+	}
+}
+
+func (d *dispatcher) runCall(t *store.Task, f flowRef, release func()) error {
 	a := d.a
 	team, err := a.team(d.runCtx, t.TeamID)
 	if err != nil {
@@ -568,10 +587,38 @@ func (d *dispatcher) runClaimed(t *store.Task) error {
 	if callErr != nil && d.callCtx.Err() != nil {
 		return d.interrupted(t)
 	}
-	// The worker does not wait for the outcome's commit: it goes on to the next task while
-	// the write joins a group commit.
-	d.record(t, started, res, callErr)
+	// A target that asks to be left alone (429 or 503 with Retry-After) pauses its flow
+	// before the slot is given back, so the flow's next task does not take it.
+	wait := retryAfter(res, time.Now())
+	if wait > 0 {
+		a.sched.pauseUntil(f, time.Now().Add(wait))
+	}
+	release()
+	// The call does not wait for the outcome's commit: the write joins a group commit.
+	d.record(t, f, started, res, callErr, wait)
 	return nil
+}
+
+// MaxRetryAfter caps how long a target's Retry-After can hold a task and pause its flow.
+const MaxRetryAfter = time.Hour
+
+// retryAfter is how long a 429 or 503 answer asks the caller to wait (its Retry-After, in
+// seconds or as an HTTP date, capped at MaxRetryAfter); 0 for any other answer.
+func retryAfter(res *outbound.Response, now time.Time) time.Duration {
+	if res == nil || (res.StatusCode != http.StatusTooManyRequests && res.StatusCode != http.StatusServiceUnavailable) {
+		return 0
+	}
+	v := strings.TrimSpace(res.Header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		d = time.Duration(min(max(n, 0), int64(MaxRetryAfter/time.Second))) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), MaxRetryAfter)
 }
 
 // call makes the task's HTTP request.
@@ -689,10 +736,11 @@ func Backoff(kind string, n int) time.Duration {
 // completed or waiting; failed → retry after the backoff, or failed after the last retry.
 // The write is retried while the database refuses it, so the task does not stay processing
 // until a restart.
-func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Response, callErr error) {
+func (d *dispatcher) record(t *store.Task, f flowRef, started time.Time, res *outbound.Response, callErr error, wait time.Duration) {
 	a := d.a
 	dur := time.Since(started)
-	answered := callErr == nil && res.StatusCode < 500
+	// 429 and 503 are the target asking to be called again later, not an answer (SPEC §3.3).
+	answered := callErr == nil && res.StatusCode < 500 && res.StatusCode != http.StatusTooManyRequests
 	var errMsg string
 	var perm *permanentError
 	permanent := errors.As(callErr, &perm)
@@ -701,9 +749,15 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 		errMsg = perm.msg
 	case callErr != nil:
 		errMsg = outbound.DescribeError(callErr, time.Duration(t.TimeoutMS)*time.Millisecond)
+	case res.StatusCode == http.StatusTooManyRequests:
+		errMsg = fmt.Sprintf("Target busy: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
 	case !answered:
 		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
 	}
+	if wait > 0 {
+		errMsg += fmt.Sprintf(" (Retry-After: %gs)", wait.Round(time.Second).Seconds())
+	}
+	a.sched.noteError(f, errMsg)
 	a.observeCall(t, res, callErr, errMsg, dur)
 	orig := *t // as claimed
 	orig.OnDisk = nil
@@ -723,9 +777,14 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 			return err
 		}
 		now := time.Now()
+		if wait > 0 {
+			if err := tx.PauseFlowUntil(f.team, f.key, now.Add(wait).UnixMilli(), now.UnixMilli()); err != nil {
+				return err
+			}
+		}
 		t := orig
 		t.BufferedSignal = nil
-		d.outcome(&t, res, answered, permanent, errMsg, now)
+		d.outcome(&t, res, answered, permanent, errMsg, wait, now)
 		// Only an early signal can change a task while its call is in flight. Usually none
 		// came: one guarded update. Otherwise read it and decide again.
 		err := tx.UpdateTaskNoSignal(disk, &t)
@@ -735,7 +794,7 @@ func (d *dispatcher) record(t *store.Task, started time.Time, res *outbound.Resp
 			}
 			t2 := orig
 			t2.BufferedSignal = t.BufferedSignal
-			d.outcome(&t2, res, answered, permanent, errMsg, now)
+			d.outcome(&t2, res, answered, permanent, errMsg, wait, now)
 			t = t2
 			err = tx.UpdateTask(&t, disk.Status)
 		}
@@ -772,7 +831,7 @@ func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
 // outcome moves a processing task on after its call: answered → completed, waiting or
 // polling (or straight to the state a buffered signal asks for); failed → retry after the
 // backoff, or failed after the last retry.
-func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, permanent bool, errMsg string, now time.Time) {
+func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, permanent bool, errMsg string, wait time.Duration, now time.Time) {
 	a := d.a
 	switch {
 	case answered && (t.PollConfig != nil || t.WaitForSignal || t.CallbackNonce != nil):
@@ -780,6 +839,7 @@ func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, pe
 		// or provider callback already came, which settles it now.
 		r := resultJSON(res)
 		t.StartResult = &r
+		t.Error = nil // an earlier attempt's failure is over
 		switch {
 		case t.BufferedSignal != nil:
 			var sig signalBody
@@ -799,7 +859,7 @@ func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, pe
 		t.RetryCount++
 		t.Error = &errMsg
 		t.Status = store.StatusDelayed
-		due := now.Add(Backoff(t.RetryBackoff, t.RetryCount)).UnixMilli()
+		due := now.Add(max(Backoff(t.RetryBackoff, t.RetryCount), wait)).UnixMilli()
 		t.DueAt = &due
 	default:
 		// A buffered signal stays recorded on the task but is not applied.

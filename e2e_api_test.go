@@ -694,7 +694,7 @@ func TestE2EAPIList(t *testing.T) {
 
 func TestE2EAPICancel(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "", "--workers", "1")
+	s := startServer(t, "", "--max-in-flight", "1")
 	gate := aqtNewGate(t)
 	tg := aqtNewTarget(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {
@@ -911,7 +911,7 @@ func TestE2EAPIIdempotencyKey(t *testing.T) {
 
 func TestE2EAPIPriorityOrder(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "", "--workers", "1")
+	s := startServer(t, "", "--max-in-flight", "1")
 	gate := aqtNewGate(t)
 	tg := aqtNewTarget(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/block" {

@@ -358,7 +358,7 @@ func TestE2ECLIServeHelp(t *testing.T) {
 	}
 	flat := strings.Join(strings.Fields(out+errOut), "")
 	for _, f := range []string{"db", "addr", "public-url", "allow-private-targets", "allow-targets", "signal-rate-limit",
-		"trusted-proxies", "sync", "shutdown-timeout", "workers", "max-body", "log-format", "log-level"} {
+		"trusted-proxies", "sync", "shutdown-timeout", "max-in-flight", "flow-parallelism", "max-body", "log-format", "log-level"} {
 		env := "ASYNCQUEUE_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if !strings.Contains(flat, "--"+f) {
 			t.Errorf("serve --help does not list --%s", f)
@@ -504,7 +504,8 @@ func TestE2ECLIBadEnvValues(t *testing.T) {
 	t.Parallel()
 	// Each variable is read: a bad value stops the server with a message naming the flag.
 	for _, c := range []struct{ env, want string }{
-		{"ASYNCQUEUE_WORKERS=0", "--workers"},
+		{"ASYNCQUEUE_MAX_IN_FLIGHT=0", "--max-in-flight"},
+		{"ASYNCQUEUE_FLOW_PARALLELISM=0", "--flow-parallelism"},
 		{"ASYNCQUEUE_SIGNAL_RATE_LIMIT=-1", "--signal-rate-limit"},
 		{"ASYNCQUEUE_SYNC=sometimes", "sync"},
 		{"ASYNCQUEUE_TRUSTED_PROXIES=not-a-cidr", "--trusted-proxies"},

@@ -316,7 +316,7 @@ func TestE2ESoakKill(t *testing.T) {
 		maxRetries = 2
 	)
 	rec := newSoakRecorder(t, 20, 0)
-	s := startServer(t, "", "--workers", "16")
+	s := startServer(t, "", "--max-in-flight", "16")
 	c := newSoakClient(t, s)
 	k := &soakKiller{t: t, s: s, c: c}
 	testStart := time.Now()
@@ -549,7 +549,7 @@ func TestE2ESoakSignalKill(t *testing.T) {
 	t.Parallel()
 	const kills = 10
 	rec := newSoakRecorder(t, 0, 200*time.Millisecond) // slow enough for signals to arrive mid-call
-	s := startServer(t, "", "--workers", "32")
+	s := startServer(t, "", "--max-in-flight", "32")
 	c := newSoakClient(t, s)
 	k := &soakKiller{t: t, s: s, c: c}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))

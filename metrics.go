@@ -27,6 +27,7 @@ type metrics struct {
 	writeFails prometheus.Counter     // transactions that failed to commit
 	polls      *prometheus.CounterVec // result: running, done, failed, transient
 	httpReqs   *prometheus.CounterVec // code class
+	slotWaits  *prometheus.CounterVec // reason a due task could not start at once
 	all        []prometheus.Collector // everything registered
 }
 
@@ -55,8 +56,15 @@ func newMetrics(a *App) *metrics {
 		Help: "Provider status polls by result."}, []string{"result"})
 	m.httpReqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_http_requests_total",
 		Help: "API requests by status class."}, []string{"code"})
+	m.slotWaits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_slot_waits_total",
+		Help: "Due tasks that waited in their flow's queue instead of starting at once, by reason (ceiling, parallelism, rate, paused, queue)."},
+		[]string{"reason"})
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asyncqueue_calls_in_flight",
+		Help: "Calls of task targets in flight now."}, func() float64 { n, _ := a.sched.totals(); return float64(n) })
+	paused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asyncqueue_flows_paused",
+		Help: "Flows paused now, by hand or by a target's Retry-After."}, func() float64 { _, n := a.sched.totals(); return float64(n) })
 	for _, c := range []prometheus.Collector{m.created, m.callbacks, m.callbackS, m.timerLag, m.webhooks, m.signals,
-		m.batchSize, m.commitS, m.writeFails, m.polls, m.httpReqs} {
+		m.batchSize, m.commitS, m.writeFails, m.polls, m.httpReqs, m.slotWaits, inFlight, paused} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())

@@ -33,7 +33,8 @@ type ServeCmd struct {
 	TrustedProxies      string        `help:"Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed." env:"ASYNCQUEUE_TRUSTED_PROXIES"`
 	Sync                string        `help:"SQLite synchronous mode: full (a 201 survives power loss) or normal (survives process crashes only)." default:"full" enum:"full,normal" env:"ASYNCQUEUE_SYNC"`
 	ShutdownTimeout     time.Duration `help:"How long SIGTERM waits for in-flight callbacks." default:"30s" env:"ASYNCQUEUE_SHUTDOWN_TIMEOUT"`
-	Workers             int           `help:"Callbacks in flight at once." default:"100" env:"ASYNCQUEUE_WORKERS"`
+	MaxInFlight         int           `help:"Calls of targets in flight at once, over all teams and flows; when they are contended, free slots go to teams in turn." default:"10000" env:"ASYNCQUEUE_MAX_IN_FLIGHT,ASYNCQUEUE_WORKERS" aliases:"workers"`
+	FlowParallelism     int           `help:"Calls in flight at once per flow (a team's target origin, or a task's flowKey) unless the flow sets its own." default:"5000" env:"ASYNCQUEUE_FLOW_PARALLELISM"`
 	MaxBody             int64         `help:"Largest request body accepted, in bytes." default:"1048576" env:"ASYNCQUEUE_MAX_BODY"`
 	VaultKey            string        `help:"Token Vault key: 32 bytes as 64 hex characters or base64 (default: a key file beside the database, created on first start)." env:"ASYNCQUEUE_VAULT_KEY"`
 	Retention           time.Duration `help:"Delete finished tasks this long after they finished (0 keeps them)." default:"720h" env:"ASYNCQUEUE_RETENTION"`
@@ -83,8 +84,11 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	if c.Retention < 0 || c.MaxDBSize < 0 {
 		return errors.New("--retention and --max-db-size must not be negative")
 	}
-	if c.Workers < 1 {
-		return errors.New("--workers must be at least 1")
+	if c.MaxInFlight < 1 {
+		return errors.New("--max-in-flight must be at least 1")
+	}
+	if c.FlowParallelism < 1 {
+		return errors.New("--flow-parallelism must be at least 1")
 	}
 
 	ln, err := net.Listen("tcp", c.Addr)
@@ -102,7 +106,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		publicURL:   publicURL,
 		trusted:     trusted,
 		timers:      timerq.New(),
-		ready:       newReadyQueue(),
+		sched:       newScheduler(c.MaxInFlight, c.FlowParallelism, nil),
 		hub:         newHub(),
 		signalLimit: iplimit.New(c.SignalRateLimit, 100_000),
 		// Provider callbacks get their own budget, as large as the signals' (SPEC §6: 30/min).
@@ -111,6 +115,8 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		out: outbound.New(outbound.Options{
 			Policy:    &policy,
 			UserAgent: "asyncqueue/" + Version(),
+			// Every call in flight may hold a connection; keep as many idle for reuse.
+			MaxIdleConnsPerHost: c.MaxInFlight,
 		}),
 	}
 	var key []byte

@@ -36,7 +36,7 @@ type App struct {
 	store       *store.Store
 	out         *outbound.Client
 	timers      *timerq.Queue
-	ready       *readyQueue
+	sched       *scheduler
 	inflight    inflight    // delayed tasks whose call runs before a claim is written
 	upcoming    upcoming    // delayed tasks due soon, as last written
 	disp        *dispatcher // nil until the dispatcher is made
@@ -98,6 +98,11 @@ func (a *App) routes() http.Handler {
 	api("POST /v1/tasks/{id}/cancel", a.cancelTask)
 	api("POST /v1/tasks/{id}/retry", a.retryTask)
 	api("POST /v1/tasks/{id}/signal", a.signalTaskByID)
+	api("GET /v1/flows", a.listFlows)
+	api("GET /v1/flows/{key}", a.getFlow)
+	api("PUT /v1/flows/{key}", a.putFlow)
+	api("POST /v1/flows/{key}/pause", a.pauseFlow)
+	api("POST /v1/flows/{key}/resume", a.resumeFlow)
 	api("GET /v1/webhook-secret", a.getWebhookSecret)
 	api("POST /v1/webhook-secret/rotate", a.rotateWebhookSecret)
 	api("POST /v1/tokens", a.createToken)

@@ -33,6 +33,7 @@ func (v *TaskJSON) appendJSON(b []byte) ([]byte, error) {
 	w.int(`,"maxRetries":`, v.MaxRetries)
 	w.str(`,"retryBackoff":`, v.RetryBackoff)
 	w.int(`,"priority":`, v.Priority)
+	w.str(`,"flowKey":`, v.FlowKey)
 	w.optStr(`,"onCompleteUrl":`, v.OnCompleteURL)
 	w.b = strconv.AppendBool(append(w.b, `,"waitForSignal":`...), v.WaitForSignal)
 	w.float(`,"maxWaitTime":`, &v.MaxWaitTime)

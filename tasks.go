@@ -64,6 +64,7 @@ type TaskJSON struct {
 	MaxRetries       int               `json:"maxRetries"`
 	RetryBackoff     string            `json:"retryBackoff"`
 	Priority         int               `json:"priority"`
+	FlowKey          string            `json:"flowKey"`
 	OnCompleteURL    *string           `json:"onCompleteUrl"`
 	WaitForSignal    bool              `json:"waitForSignal"`
 	MaxWaitTime      float64           `json:"maxWaitTime"`
@@ -99,7 +100,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 	v := &TaskJSON{
 		ID: t.ID, TeamID: t.TeamID, Status: t.Status, TargetURL: t.TargetURL, Method: t.Method,
 		Body: t.Body, Timeout: float64(t.TimeoutMS) / 1000, DelayUntil: formatTime(t.DelayUntil),
-		MaxRetries: t.MaxRetries, RetryBackoff: t.RetryBackoff, Priority: t.Priority,
+		MaxRetries: t.MaxRetries, RetryBackoff: t.RetryBackoff, Priority: t.Priority, FlowKey: flowOf(t).key,
 		OnCompleteURL: t.OnCompleteURL, WaitForSignal: t.WaitForSignal,
 		MaxWaitTime: float64(t.MaxWaitMS) / 1000, RetryCount: t.RetryCount,
 		StartResult: rawJSON(t.StartResult), Result: rawJSON(t.Result), Error: t.Error,
@@ -144,6 +145,7 @@ type createRequest struct {
 	MaxRetries       *float64          `json:"maxRetries"`
 	RetryBackoff     *string           `json:"retryBackoff"`
 	Priority         *float64          `json:"priority"`
+	FlowKey          *string           `json:"flowKey"`
 	OnCompleteURL    *string           `json:"onCompleteUrl"`
 	WaitForSignal    *bool             `json:"waitForSignal"`
 	MaxWaitTime      *float64          `json:"maxWaitTime"`
@@ -261,6 +263,13 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 		t.RetryBackoff = *req.RetryBackoff
 	}
 
+	if req.FlowKey != nil {
+		k, err := checkFlowKey("flowKey", *req.FlowKey)
+		if err != nil {
+			return nil, err
+		}
+		t.FlowKey = &k
+	}
 	if t.Priority, err = integer("priority", req.Priority, DefaultPriority, 1, 10); err != nil {
 		return nil, err
 	}
@@ -434,7 +443,13 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	// With a worker idle, write the task already claimed and hand it over in memory: one
 	// write fewer per task. The response still shows it as created (pending).
 	view := *task
-	direct := task.Status == store.StatusPending && a.ready.reserve()
+	direct := false
+	if task.Status == store.StatusPending {
+		var reason string
+		if direct, reason = a.sched.tryStart(flowOf(task)); !direct {
+			a.metrics.slotWaits.WithLabelValues(reason).Inc()
+		}
+	}
 	if direct {
 		claim(task, now.UnixMilli())
 	}
@@ -461,7 +476,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		}
 		tx.AfterCommit(func() {
 			if direct {
-				a.ready.handoff(task)
+				a.disp.launch(task)
 			} else {
 				a.scheduled(task)
 			}
@@ -469,7 +484,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		return nil
 	})
 	if direct && (err != nil || replayed != nil) {
-		a.ready.unreserve()
+		a.sched.done(flowOf(task))
 	}
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ package outbound
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,12 +21,13 @@ const (
 	defaultMaxBodyBytes    = 64 << 10
 	defaultMaxHeaderBytes  = 64 << 10
 	defaultDialTimeout     = 10 * time.Second
-	defaultMaxConnsPerHost = 64
+	defaultMaxIdlePerHost  = 1024
 
 	tlsHandshakeTimeout = 10 * time.Second
 	idleConnTimeout     = 90 * time.Second
-	maxIdleConns        = 256
 	keepAlive           = 30 * time.Second
+	// tlsSessions is how many TLS sessions are kept for resumption, one per host.
+	tlsSessions = 4096
 	// minDialAttempt is the least time one address gets when the dial deadline is
 	// shared among several resolved addresses (the figure net.Dialer uses).
 	minDialAttempt = 2 * time.Second
@@ -40,7 +42,10 @@ type Options struct {
 	MaxHeaderBytes  int64         // response header cap, default 64 << 10
 	DialTimeout     time.Duration // DNS lookup plus connect, default 10s
 	Resolver        Resolver      // default net.DefaultResolver; injectable for DNS-rebinding tests
-	MaxConnsPerHost int           // default 64; idle conns per host likewise
+	// MaxIdleConnsPerHost is how many keep-alive connections per host are kept for reuse
+	// (default 1024). Connections in use are not capped here: the scheduler bounds the
+	// calls in flight, so a call never waits for a connection after its deadline started.
+	MaxIdleConnsPerHost int
 }
 
 // Resolver looks up the addresses of a host; *net.Resolver implements it.
@@ -48,8 +53,8 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// Client sends requests to user-supplied URLs. It is safe for concurrent use. Plain http://
-// requests take a lean HTTP/1.1 path (plainTransport); https goes through net/http.
+// Client sends requests to user-supplied URLs through one net/http Transport. It is safe
+// for concurrent use.
 type Client struct {
 	policy       *Policy
 	resolver     Resolver
@@ -58,8 +63,7 @@ type Client struct {
 	maxBody      int64
 	dialTimeout  time.Duration
 	dialer       *net.Dialer
-	transport    *http.Transport // https, and the http requests the lean path leaves alone
-	plain        *plainTransport // plain http://
+	transport    *http.Transport
 	http         *http.Client
 }
 
@@ -84,7 +88,7 @@ func New(o Options) *Client {
 	if o.Resolver != nil {
 		resolver = o.Resolver
 	}
-	maxConns := cmp.Or(max(o.MaxConnsPerHost, 0), defaultMaxConnsPerHost)
+	idlePerHost := cmp.Or(max(o.MaxIdleConnsPerHost, 0), defaultMaxIdlePerHost)
 	maxHeader := cmp.Or(max(o.MaxHeaderBytes, 0), defaultMaxHeaderBytes)
 	c := &Client{
 		policy:       p,
@@ -101,18 +105,14 @@ func New(o Options) *Client {
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		MaxResponseHeaderBytes: maxHeader,
-		MaxConnsPerHost:        maxConns,
-		MaxIdleConnsPerHost:    maxConns,
-		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    idlePerHost,
+		MaxIdleConns:           0, // bounded per host, and by the idle timeout
 		IdleConnTimeout:        idleConnTimeout,
+		// Thousands of calls to one https host reuse connections; a new connection
+		// resumes its host's TLS session instead of a full handshake.
+		TLSClientConfig: &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessions)},
 	}
-	c.plain = newPlainTransport(c.dialContext, c.userAgent, maxConns, maxHeader)
-	// The router sits under the http.Client, so redirects, CheckRedirect and the stripping of
-	// sensitive headers on a cross-host redirect stay net/http's, whichever path a hop takes.
-	c.http = &http.Client{
-		Transport:     &router{plain: c.plain, std: c.transport, userAgent: c.userAgent},
-		CheckRedirect: c.checkRedirect,
-	}
+	c.http = &http.Client{Transport: c.transport, CheckRedirect: c.checkRedirect}
 	return c
 }
 
@@ -131,9 +131,15 @@ func (c *Client) checkRedirect(_ *http.Request, via []*http.Request) error {
 // MaxRedirects, each hop checked again by the dial-time policy (303 → GET, 301/302 POST → GET,
 // 307/308 keep method and body, as net/http does). It reads at most MaxBodyBytes of the body,
 // then stops reading, and closes it. A blocked address gives an error that errors.As
-// unwraps to *BlockedError. The request is not modified: the transports add the
-// User-Agent when it has none.
+// unwraps to *BlockedError. A request without a User-Agent gets the client's (redirects
+// carry it on).
 func (c *Client) Do(req *http.Request) (*Response, error) {
+	if c.userAgent != "" && req.Header.Get("User-Agent") == "" {
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header.Set("User-Agent", c.userAgent)
+	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -71,6 +71,7 @@ type Task struct {
 	ExpiresAt          *int64  `db:"expires_at"`
 	CompletedAt        *int64  `db:"completed_at"`
 	DueAt              *int64  `db:"due_at"`
+	FlowKey            *string `db:"flow_key"` // as given at create; nil: the target's origin
 
 	// WebhookNow is not stored: the write that ended the task leased its completion webhook
 	// and asks for it to be sent as soon as that write is durable.
@@ -85,7 +86,7 @@ const taskCols = `id, team_id, status, target_url, target_host, method, headers,
 	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash,
 	callback_hash, callback_nonce, provider, poll_config, poll_count, signal,
 	buffered_signal, progress, last_heartbeat_at, on_complete, created_at, started_at,
-	waiting_since, expires_at, completed_at, due_at`
+	waiting_since, expires_at, completed_at, due_at, flow_key`
 
 var (
 	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(taskColumns)-1) + `)`

@@ -1,0 +1,539 @@
+package main
+
+import (
+	"container/heap"
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// The scheduler decides which due task's call starts next (SPEC §10). It holds, in memory,
+// the pending tasks by team and flow, the calls in flight, and each flow's limits:
+//
+//   - calls in flight are bounded by a global ceiling and, per flow, by its parallelism;
+//   - a flow may have a rate (token bucket) and may be paused, by hand or until a time a
+//     target named with Retry-After;
+//   - a flow at any of its limits is skipped and holds nothing: its tasks stay pending and
+//     the next flow's go;
+//   - when slots are scarce they go to teams in turn and, within a team, to flows in turn;
+//     within a flow, to the most urgent task (priority, then due time, then id).
+//
+// A call takes a slot when it is picked (next) or started directly (tryStart) and gives it
+// back when it ends (done). Nothing here does I/O; the clock is injected, so the whole of
+// it is tested without a server.
+type scheduler struct {
+	mu          sync.Mutex
+	now         func() time.Time
+	maxInFlight int
+	parallelism int // a flow's parallelism unless set
+
+	inFlight int
+	flows    map[flowRef]*flowQ
+	teams    map[string]*teamQ
+	ring     []*teamQ // teams with queued tasks, served in turn
+	nextTeam int
+	index    map[string]*schedItem // queued task id → its item
+	closed   bool
+
+	wake chan struct{} // something may have become runnable
+}
+
+// flowRef names a flow: a team's flow key.
+type flowRef struct{ team, key string }
+
+// FlowSettings are a flow's stored settings; zero values mean the defaults.
+type FlowSettings struct {
+	Parallelism   int       // 0: the server's --flow-parallelism
+	RatePerSecond float64   // 0: no rate limit
+	Paused        bool      // paused by hand until resumed
+	PausedUntil   time.Time // paused by a target's Retry-After (zero: not)
+}
+
+// flowQ is a flow's queue and state.
+type flowQ struct {
+	ref      flowRef
+	items    itemHeap
+	inFlight int
+	set      FlowSettings
+	limiter  *rate.Limiter // nil without a rate
+	stored   bool          // has stored settings (kept while idle)
+	lastErr  string
+	lastAt   time.Time
+	inRing   bool
+}
+
+// teamQ is a team's ring of flows with queued tasks.
+type teamQ struct {
+	id     string
+	flows  []*flowQ
+	next   int
+	inRing bool
+}
+
+// schedItem is a queued task.
+type schedItem struct {
+	id       string
+	priority int
+	due      int64
+	flow     *flowQ
+	index    int
+}
+
+// picked is a task whose call may start: it holds a slot of its flow until done.
+type picked struct {
+	id   string
+	flow flowRef
+	// For a claim that failed, to queue it again.
+	priority int
+	due      int64
+}
+
+type itemHeap []*schedItem
+
+func (h itemHeap) Len() int { return len(h) }
+func (h itemHeap) Less(i, j int) bool {
+	if h[i].priority != h[j].priority {
+		return h[i].priority > h[j].priority
+	}
+	if h[i].due != h[j].due {
+		return h[i].due < h[j].due
+	}
+	return h[i].id < h[j].id
+}
+func (h itemHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *itemHeap) Push(x any) {
+	it := x.(*schedItem)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *itemHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	it.index = -1
+	return it
+}
+
+// Scheduler defaults.
+const (
+	DefaultMaxInFlight     = 10000
+	DefaultFlowParallelism = 5000
+	// rateBurstWindow is how much of a flow's rate may go at once after it idled.
+	rateBurstWindow = 50 * time.Millisecond
+	// flowErrorKeep is how long an idle flow is kept to show its last error.
+	flowErrorKeep = time.Hour
+)
+
+func newScheduler(maxInFlight, parallelism int, now func() time.Time) *scheduler {
+	if now == nil {
+		now = time.Now
+	}
+	return &scheduler{
+		now: now, maxInFlight: max(maxInFlight, 1), parallelism: max(parallelism, 1),
+		flows: map[flowRef]*flowQ{}, teams: map[string]*teamQ{}, index: map[string]*schedItem{},
+		wake: make(chan struct{}, 1),
+	}
+}
+
+func (s *scheduler) signal() { wake(s.wake) }
+
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// flow returns f's state, made on first use. Caller holds mu.
+func (s *scheduler) flow(f flowRef) *flowQ {
+	fq := s.flows[f]
+	if fq == nil {
+		fq = &flowQ{ref: f}
+		s.flows[f] = fq
+	}
+	return fq
+}
+
+func (s *scheduler) parallelismOf(fq *flowQ) int {
+	if fq.set.Parallelism > 0 {
+		return fq.set.Parallelism
+	}
+	return s.parallelism
+}
+
+// blocked says why fq cannot start a call at now ("" if it can), and when that may change
+// by itself (zero: only an event will change it).
+func (s *scheduler) blocked(fq *flowQ, now time.Time) (reason string, until time.Time) {
+	switch {
+	case fq.set.Paused:
+		return "paused", time.Time{}
+	case now.Before(fq.set.PausedUntil):
+		return "paused", fq.set.PausedUntil
+	case fq.inFlight >= s.parallelismOf(fq):
+		return "parallelism", time.Time{}
+	case fq.limiter != nil && fq.limiter.TokensAt(now) < 1:
+		need := (1 - fq.limiter.TokensAt(now)) / fq.set.RatePerSecond
+		return "rate", now.Add(time.Duration(math.Ceil(need * float64(time.Second))))
+	}
+	return "", time.Time{}
+}
+
+// take gives fq's next call a slot. Caller holds mu and has checked blocked.
+func (s *scheduler) take(fq *flowQ, now time.Time) {
+	fq.inFlight++
+	s.inFlight++
+	if fq.limiter != nil {
+		fq.limiter.AllowN(now, 1)
+	}
+}
+
+// push queues a pending task in its flow; a task already queued stays as it is.
+func (s *scheduler) push(id string, f flowRef, priority int, due int64) {
+	s.mu.Lock()
+	if s.closed || s.index[id] != nil {
+		s.mu.Unlock()
+		return
+	}
+	fq := s.flow(f)
+	it := &schedItem{id: id, priority: priority, due: due, flow: fq}
+	heap.Push(&fq.items, it)
+	s.index[id] = it
+	s.activate(fq)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// activate puts fq in its team's ring and the team in the ring of teams. Caller holds mu.
+func (s *scheduler) activate(fq *flowQ) {
+	if fq.inRing {
+		return
+	}
+	tq := s.teams[fq.ref.team]
+	if tq == nil {
+		tq = &teamQ{id: fq.ref.team}
+		s.teams[fq.ref.team] = tq
+	}
+	fq.inRing = true
+	tq.flows = append(tq.flows, fq)
+	if !tq.inRing {
+		tq.inRing = true
+		s.ring = append(s.ring, tq)
+	}
+}
+
+// deactivate takes fq, now empty, out of its team's ring. Caller holds mu.
+func (s *scheduler) deactivate(fq *flowQ) {
+	if !fq.inRing {
+		return
+	}
+	fq.inRing = false
+	tq := s.teams[fq.ref.team]
+	if i := slices.Index(tq.flows, fq); i >= 0 {
+		tq.flows = slices.Delete(tq.flows, i, i+1)
+		if tq.next > i {
+			tq.next--
+		}
+	}
+	if len(tq.flows) == 0 {
+		tq.inRing = false
+		if i := slices.Index(s.ring, tq); i >= 0 {
+			s.ring = slices.Delete(s.ring, i, i+1)
+			if s.nextTeam > i {
+				s.nextTeam--
+			}
+		}
+		delete(s.teams, tq.id)
+	}
+	s.forget(fq)
+}
+
+// forget drops an idle flow nobody needs to see. Caller holds mu.
+func (s *scheduler) forget(fq *flowQ) {
+	if fq.inRing || fq.inFlight > 0 || fq.stored || fq.set.Paused || s.now().Before(fq.set.PausedUntil) {
+		return
+	}
+	if fq.lastErr != "" && s.now().Sub(fq.lastAt) < flowErrorKeep {
+		return
+	}
+	delete(s.flows, fq.ref)
+}
+
+// remove drops a queued task (cancelled, or no longer pending); false if it was not queued.
+func (s *scheduler) remove(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.index[id]
+	if it == nil {
+		return false
+	}
+	delete(s.index, id)
+	heap.Remove(&it.flow.items, it.index)
+	if len(it.flow.items) == 0 {
+		s.deactivate(it.flow)
+	}
+	return true
+}
+
+// pick takes up to n queued tasks that may start now, one slot each: one task per team per
+// turn, and within a team one per flow per turn. It also returns when a flow that is
+// waiting for time (a rate, a Retry-After) may go (zero: none is).
+func (s *scheduler) pick(n int) (out []picked, wakeAt time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for len(out) < n && s.inFlight < s.maxInFlight && len(s.ring) > 0 {
+		progressed := false
+		for range len(s.ring) {
+			if len(out) >= n || s.inFlight >= s.maxInFlight || len(s.ring) == 0 {
+				break
+			}
+			s.nextTeam %= len(s.ring)
+			tq := s.ring[s.nextTeam]
+			p, ok, until := s.pickFlow(tq, now)
+			if !until.IsZero() && (wakeAt.IsZero() || until.Before(wakeAt)) {
+				wakeAt = until
+			}
+			if ok {
+				out = append(out, p)
+				progressed = true
+			}
+			if tq.inRing {
+				s.nextTeam++
+			} // else the ring closed up over it: the next team is at the same place
+		}
+		if !progressed {
+			break
+		}
+	}
+	return out, wakeAt
+}
+
+// pickFlow takes the most urgent task of tq's next flow that may start. Caller holds mu.
+func (s *scheduler) pickFlow(tq *teamQ, now time.Time) (picked, bool, time.Time) {
+	var wakeAt time.Time
+	for range len(tq.flows) {
+		tq.next %= len(tq.flows)
+		fq := tq.flows[tq.next]
+		reason, until := s.blocked(fq, now)
+		if reason != "" {
+			if !until.IsZero() && (wakeAt.IsZero() || until.Before(wakeAt)) {
+				wakeAt = until
+			}
+			tq.next++
+			continue
+		}
+		it := heap.Pop(&fq.items).(*schedItem)
+		delete(s.index, it.id)
+		s.take(fq, now)
+		tq.next++
+		if len(fq.items) == 0 {
+			s.deactivate(fq)
+		}
+		return picked{id: it.id, flow: fq.ref, priority: it.priority, due: it.due}, true, wakeAt
+	}
+	return picked{}, false, wakeAt
+}
+
+// next waits until queued tasks may start, then picks up to n of them; false once ctx is
+// done or the scheduler is closed.
+func (s *scheduler) next(ctx context.Context, n int) ([]picked, bool) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed || ctx.Err() != nil {
+			return nil, false
+		}
+		out, wakeAt := s.pick(n)
+		if len(out) > 0 {
+			return out, true
+		}
+		var tc <-chan time.Time
+		if !wakeAt.IsZero() {
+			d := max(wakeAt.Sub(s.now()), time.Millisecond)
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			tc = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-s.wake:
+		case <-tc:
+		}
+	}
+}
+
+// tryStart gives a slot to a task of flow f that is due now, if it may start at once: the
+// ceiling has room, the flow is under its limits and has no queued task that would go
+// first. Otherwise it says why not ("ceiling", "parallelism", "rate", "paused", "queue").
+func (s *scheduler) tryStart(f flowRef) (ok bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false, "closed"
+	}
+	if s.inFlight >= s.maxInFlight {
+		return false, "ceiling"
+	}
+	fq := s.flow(f)
+	now := s.now()
+	if len(fq.items) > 0 {
+		return false, "queue"
+	}
+	if reason, _ := s.blocked(fq, now); reason != "" {
+		s.forget(fq)
+		return false, reason
+	}
+	s.take(fq, now)
+	return true, ""
+}
+
+// done gives back the slot of a call of flow f that ended (or never started).
+func (s *scheduler) done(f flowRef) {
+	s.mu.Lock()
+	fq := s.flows[f]
+	if fq != nil && fq.inFlight > 0 {
+		fq.inFlight--
+		s.inFlight--
+		s.forget(fq)
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// setFlow applies stored settings (from the API, or loaded at start-up).
+func (s *scheduler) setFlow(f flowRef, set FlowSettings, stored bool) {
+	s.mu.Lock()
+	fq := s.flow(f)
+	fq.set = set
+	fq.stored = stored
+	fq.limiter = nil
+	if set.RatePerSecond > 0 {
+		burst := max(1, int(set.RatePerSecond*rateBurstWindow.Seconds()))
+		fq.limiter = rate.NewLimiter(rate.Limit(set.RatePerSecond), burst)
+		fq.limiter.AllowN(s.now(), burst) // start empty: no burst right after a change
+	}
+	s.forget(fq)
+	s.mu.Unlock()
+	s.signal()
+}
+
+// pauseUntil pauses flow f until t (a target's Retry-After), unless it is paused longer.
+func (s *scheduler) pauseUntil(f flowRef, t time.Time) {
+	s.mu.Lock()
+	fq := s.flow(f)
+	if t.After(fq.set.PausedUntil) {
+		fq.set.PausedUntil = t
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
+// noteError records the last failure of a call of flow f ("" clears nothing).
+func (s *scheduler) noteError(f flowRef, msg string) {
+	if msg == "" {
+		return
+	}
+	s.mu.Lock()
+	if fq := s.flows[f]; fq != nil {
+		fq.lastErr, fq.lastAt = msg, s.now()
+	}
+	s.mu.Unlock()
+}
+
+// flowStat is what the API shows of a flow.
+type flowStat struct {
+	Key         string
+	InFlight    int
+	Pending     int
+	Parallelism int
+	Settings    FlowSettings
+	LastError   string
+	LastErrorAt time.Time
+}
+
+// stats lists team's flows, by key.
+func (s *scheduler) stats(team string) []flowStat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []flowStat
+	for ref, fq := range s.flows {
+		if ref.team != team {
+			continue
+		}
+		out = append(out, s.statOf(fq))
+	}
+	slices.SortFunc(out, func(a, b flowStat) int {
+		switch {
+		case a.Key < b.Key:
+			return -1
+		case a.Key > b.Key:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// stat returns one flow's figures (a flow nobody used yet shows its defaults).
+func (s *scheduler) stat(f flowRef) flowStat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fq := s.flows[f]; fq != nil {
+		return s.statOf(fq)
+	}
+	return flowStat{Key: f.key, Parallelism: s.parallelism}
+}
+
+func (s *scheduler) statOf(fq *flowQ) flowStat {
+	return flowStat{Key: fq.ref.key, InFlight: fq.inFlight, Pending: len(fq.items), Parallelism: s.parallelismOf(fq),
+		Settings: fq.set, LastError: fq.lastErr, LastErrorAt: fq.lastAt}
+}
+
+// totals returns the calls in flight and the flows paused now, for /metrics.
+func (s *scheduler) totals() (inFlight, paused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, fq := range s.flows {
+		if fq.set.Paused || now.Before(fq.set.PausedUntil) {
+			paused++
+		}
+	}
+	return s.inFlight, paused
+}
+
+// sweep forgets idle flows whose last error is old; run now and then.
+func (s *scheduler) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, fq := range s.flows {
+		s.forget(fq)
+	}
+}
+
+// close stops next; queued tasks stay pending on disk.
+func (s *scheduler) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.signal()
+}
