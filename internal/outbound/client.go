@@ -17,11 +17,11 @@ import (
 
 // Defaults for the zero values in Options.
 const (
-	defaultMaxRedirects    = 5
-	defaultMaxBodyBytes    = 64 << 10
-	defaultMaxHeaderBytes  = 64 << 10
-	defaultDialTimeout     = 10 * time.Second
-	defaultMaxIdlePerHost  = 1024
+	defaultMaxRedirects   = 5
+	defaultMaxBodyBytes   = 64 << 10
+	defaultMaxHeaderBytes = 64 << 10
+	defaultDialTimeout    = 10 * time.Second
+	defaultMaxIdlePerHost = 1024
 
 	tlsHandshakeTimeout = 10 * time.Second
 	idleConnTimeout     = 90 * time.Second
@@ -35,13 +35,13 @@ const (
 
 // Options for New; zero values take the documented defaults.
 type Options struct {
-	Policy          *Policy       // nil: public unicast only
-	UserAgent       string        // set on every request if the request has none
-	MaxRedirects    int           // default 5; negative: never follow, return the 3xx response
-	MaxBodyBytes    int64         // stored body cap, default 64 << 10
-	MaxHeaderBytes  int64         // response header cap, default 64 << 10
-	DialTimeout     time.Duration // DNS lookup plus connect, default 10s
-	Resolver        Resolver      // default net.DefaultResolver; injectable for DNS-rebinding tests
+	Policy         *Policy       // nil: public unicast only
+	UserAgent      string        // set on every request if the request has none
+	MaxRedirects   int           // default 5; negative: never follow, return the 3xx response
+	MaxBodyBytes   int64         // stored body cap, default 64 << 10
+	MaxHeaderBytes int64         // response header cap, default 64 << 10
+	DialTimeout    time.Duration // DNS lookup plus connect, default 10s
+	Resolver       Resolver      // default net.DefaultResolver; injectable for DNS-rebinding tests
 	// MaxIdleConnsPerHost is how many keep-alive connections per host are kept for reuse
 	// (default 1024). Connections in use are not capped here: the scheduler bounds the
 	// calls in flight, so a call never waits for a connection after its deadline started.
