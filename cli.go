@@ -173,6 +173,7 @@ type TasksCreateCmd struct {
 	MaxRetries       *int          `placeholder:"N" help:"Retries after a failed attempt, 0-10 (server default 3)."`
 	RetryBackoff     string        `help:"exponential (default) or linear."`
 	Priority         int           `help:"1-10, higher runs first (server default 5)."`
+	FlowKey          string        `name:"flow-key" help:"Put the task's calls in this flow (default: the target's origin); flows share limits."`
 	OnCompleteURL    string        `name:"on-complete-url" help:"Signed webhook on the final status."`
 	WaitForSignal    bool          `help:"After its call, wait for a signal (prints the one-time signal token)."`
 	MaxWaitTime      time.Duration `help:"How long the task may wait for its signal (server default 30s)."`
@@ -184,7 +185,7 @@ type TasksCreateCmd struct {
 func (c *TasksCreateCmd) request() (client.CreateTaskRequest, error) {
 	req := client.CreateTaskRequest{
 		TargetURL: c.TargetURL, Method: c.Method, Body: c.Body, Timeout: c.Timeout, Delay: c.Delay,
-		MaxRetries: c.MaxRetries, RetryBackoff: c.RetryBackoff, Priority: c.Priority,
+		MaxRetries: c.MaxRetries, RetryBackoff: c.RetryBackoff, Priority: c.Priority, FlowKey: c.FlowKey,
 		OnCompleteURL: c.OnCompleteURL, WaitForSignal: c.WaitForSignal, MaxWaitTime: c.MaxWaitTime,
 		HeartbeatTimeout: c.HeartbeatTimeout, Provider: c.Provider, IdempotencyKey: c.IdempotencyKey,
 	}
@@ -684,6 +685,7 @@ func showTask(w io.Writer, t *client.Task) {
 	if t.Priority != 0 {
 		row("Priority", strconv.Itoa(t.Priority))
 	}
+	row("Flow", t.FlowKey)
 	if t.MaxRetries != 0 || t.RetryCount != 0 {
 		row("Retries", fmt.Sprintf("%d of %d (%s)", t.RetryCount, t.MaxRetries, t.RetryBackoff))
 	}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asyncqueue/asyncqueue/client"
 )
 
 // flowPath is the API path of a flow.
@@ -390,5 +392,45 @@ func TestE2EFlowsKillWithThousandsInFlight(t *testing.T) {
 	s.launch(false)
 	for _, id := range ids {
 		s.waitStatus(id, "completed", 60*time.Second)
+	}
+}
+
+// The CLI and the Go client reach every flow route.
+func TestE2EFlowsCLIAndClient(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	conn := []string{"--url", s.base, "--api-key", s.key}
+	out := aqtCLIOK(t, append([]string{"flows", "set", "https://api.example.com:443", "--parallelism", "2", "--rate", "3"}, conn...)...)
+	if !strings.Contains(out, "Parallelism:  2") || !strings.Contains(out, "Rate/s:       3") {
+		t.Errorf("flows set printed:\n%s", out)
+	}
+	aqtCLIOK(t, append([]string{"flows", "pause", "https://api.example.com:443"}, conn...)...)
+	out = aqtCLIOK(t, append([]string{"flows", "list"}, conn...)...)
+	if !strings.Contains(out, "https://api.example.com:443") || !strings.Contains(out, "yes") {
+		t.Errorf("flows list printed:\n%s", out)
+	}
+	if _, errOut, code := aqtCLI(t, append([]string{"flows", "set", "k", "--parallelism", "0"}, conn...)...); code == 0 ||
+		!strings.Contains(errOut, "parallelism") {
+		t.Errorf("flows set --parallelism 0: exit %d, %s", code, errOut)
+	}
+
+	c := client.New(s.base, s.key)
+	ctx := t.Context()
+	f, err := c.ResumeFlow(ctx, "https://api.example.com:443")
+	if err != nil || f.Paused || f.Parallelism != 2 || f.RatePerSecond == nil || *f.RatePerSecond != 3 {
+		t.Fatalf("ResumeFlow: %+v %v", f, err)
+	}
+	if f, err = c.SetFlow(ctx, "https://api.example.com:443", client.FlowSettings{}); err != nil || f.Parallelism != DefaultFlowParallelism || f.RatePerSecond != nil {
+		t.Fatalf("SetFlow back to defaults: %+v %v", f, err)
+	}
+	if _, err = c.PauseFlow(ctx, "other"); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := c.ListFlows(ctx)
+	if err != nil || len(fs) != 2 || fs[1].Key != "other" || !fs[1].Paused {
+		t.Fatalf("ListFlows: %+v %v", fs, err)
+	}
+	if f, err = c.GetFlow(ctx, "other"); err != nil || !f.Paused {
+		t.Fatalf("GetFlow: %+v %v", f, err)
 	}
 }

@@ -43,6 +43,7 @@ type CLI struct {
 	Tasks  TasksCmd  `cmd:"" help:"Create, show, list, cancel and retry tasks on a running server (client)."`
 	Signal SignalCmd `cmd:"" help:"Resolve a waiting task with its signal token (client; no API key)."`
 	Tail   TailCmd   `cmd:"" help:"Follow task changes live on a running server (client)."`
+	Flows  FlowsCmd  `cmd:"" help:"List flows and set their limits, pause and resume them (client)."`
 }
 
 func main() {

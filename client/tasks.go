@@ -51,6 +51,7 @@ type Task struct {
 	MaxRetries       int               `json:"maxRetries"`
 	RetryBackoff     string            `json:"retryBackoff"`
 	Priority         int               `json:"priority"`
+	FlowKey          string            `json:"flowKey"` // the flow its calls belong to (see Flows)
 	OnCompleteURL    *string           `json:"onCompleteUrl"`
 	WaitForSignal    bool              `json:"waitForSignal"`
 	MaxWaitTime      float64           `json:"maxWaitTime"`      // seconds
@@ -157,6 +158,7 @@ type CreateTaskRequest struct {
 	MaxRetries    *int   // default 3; use Ptr(0) for no retries
 	RetryBackoff  string // "exponential" (default) or "linear"
 	Priority      int    // 1…10, default 5; higher runs first
+	FlowKey       string // share a flow's limits with other tasks; default: the target's origin
 	OnCompleteURL string // signed webhook on the final status
 	WaitForSignal bool
 	MaxWaitTime   time.Duration // how long the task may wait for its signal; default 30 s
@@ -202,6 +204,7 @@ func (r CreateTaskRequest) MarshalJSON() ([]byte, error) {
 		MaxRetries       *int              `json:"maxRetries,omitempty"`
 		RetryBackoff     string            `json:"retryBackoff,omitempty"`
 		Priority         int               `json:"priority,omitempty"`
+		FlowKey          string            `json:"flowKey,omitempty"`
 		OnCompleteURL    string            `json:"onCompleteUrl,omitempty"`
 		WaitForSignal    bool              `json:"waitForSignal,omitempty"`
 		MaxWaitTime      *float64          `json:"maxWaitTime,omitempty"`
@@ -210,7 +213,7 @@ func (r CreateTaskRequest) MarshalJSON() ([]byte, error) {
 		PollConfig       *PollConfig       `json:"pollConfig,omitempty"`
 	}{
 		r.TargetURL, r.Method, r.Headers, body, secs(r.Timeout), until, secs(r.Delay), r.MaxRetries,
-		r.RetryBackoff, r.Priority, r.OnCompleteURL, r.WaitForSignal, secs(r.MaxWaitTime),
+		r.RetryBackoff, r.Priority, r.FlowKey, r.OnCompleteURL, r.WaitForSignal, secs(r.MaxWaitTime),
 		secs(r.HeartbeatTimeout), r.Provider, r.PollConfig,
 	})
 }
