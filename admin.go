@@ -161,6 +161,8 @@ func (s *admin) routes() []adminRoute {
 		{pattern: "POST /keys", h: s.createKey},
 		{pattern: "POST /keys/{id}/revoke", h: s.revokeKey},
 		{pattern: "POST /webhook-secret/rotate", h: s.rotateSecret},
+		{pattern: "GET /flows", h: s.flowsPage},
+		{pattern: "POST /flows", h: s.flowAction},
 		{pattern: "GET /vault", h: s.vaultPage},
 		{pattern: "POST /vault", h: s.createVaultToken},
 		{pattern: "POST /vault/{id}/delete", h: s.deleteVaultToken},

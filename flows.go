@@ -167,20 +167,9 @@ func (a *App) putFlow(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	var par *int
-	if req.Parallelism != nil {
-		p, err := integer("parallelism", req.Parallelism, 0, 1, MaxFlowParallelism)
-		if err != nil {
-			return err
-		}
-		par = &p
-	}
-	var rps *float64
-	if v := req.RatePerSecond; v != nil {
-		if math.IsNaN(*v) || *v <= 0 || *v > MaxFlowRate {
-			return badRequest("ratePerSecond must be a number above 0 and at most %g (or null for no limit), not %g", MaxFlowRate, *v)
-		}
-		rps = v
+	par, rps, err := flowLimits(req.Parallelism, req.RatePerSecond)
+	if err != nil {
+		return err
 	}
 	return a.changeFlow(w, r, key, func(f *store.Flow) {
 		f.Parallelism, f.RatePerSecond = par, rps
@@ -205,12 +194,20 @@ func (a *App) resumeFlow(w http.ResponseWriter, r *http.Request) error {
 	return a.changeFlow(w, r, key, func(f *store.Flow) { f.Paused, f.PausedUntil = false, nil })
 }
 
-// changeFlow reads a flow's stored settings, changes them with f, stores them and tells
-// the scheduler once they are durable.
+// changeFlow answers a flow request with the flow after updateFlow.
 func (a *App) changeFlow(w http.ResponseWriter, r *http.Request, key string, change func(*store.Flow)) error {
-	team := teamOf(r)
+	st, err := a.updateFlow(r.Context(), teamOf(r), key, change)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"flow": flowJSON(st, time.Now())})
+}
+
+// updateFlow reads a flow's stored settings, changes them with change, stores them and
+// tells the scheduler once they are durable. The API and the admin page both call it.
+func (a *App) updateFlow(ctx context.Context, team, key string, change func(*store.Flow)) (flowStat, error) {
 	var saved store.Flow
-	err := a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx *store.Tx) error {
 		cur, err := tx.Flow(team, key)
 		if store.IsNotFound(err) {
 			cur = &store.Flow{TeamID: team, Key: key}
@@ -227,9 +224,25 @@ func (a *App) changeFlow(w http.ResponseWriter, r *http.Request, key string, cha
 		return nil
 	})
 	if err != nil {
-		return err
+		return flowStat{}, err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"flow": flowJSON(a.sched.stat(flowRef{team, key}), time.Now())})
+	return a.sched.stat(flowRef{team, key}), nil
+}
+
+// flowLimits validates the limits of a PUT (or the admin page's form); nil means default.
+func flowLimits(parallelism, ratePerSecond *float64) (*int, *float64, error) {
+	var par *int
+	if parallelism != nil {
+		p, err := integer("parallelism", parallelism, 0, 1, MaxFlowParallelism)
+		if err != nil {
+			return nil, nil, err
+		}
+		par = &p
+	}
+	if v := ratePerSecond; v != nil && (math.IsNaN(*v) || *v <= 0 || *v > MaxFlowRate) {
+		return nil, nil, badRequest("ratePerSecond must be a number above 0 and at most %g (or null for no limit), not %g", MaxFlowRate, *v)
+	}
+	return par, ratePerSecond, nil
 }
 
 // String is for logs.
