@@ -48,7 +48,7 @@ type dispatcher struct {
 
 	spawnMu  sync.Mutex
 	stopping bool
-	orphans  []*store.Task // claimed, but launched after the drain began
+	orphans  []orphan // claimed, but launched after the drain began
 }
 
 // spawn runs f in a goroutine the shutdown drain waits for; once stopping, it runs nothing
@@ -68,13 +68,17 @@ func (d *dispatcher) spawn(f func()) bool {
 	return true
 }
 
+// orphan is a claimed task whose call was never started.
+type orphan struct{ t, onDisk *store.Task }
+
 // launch starts the call of a task that holds a slot of its flow (scheduler.next or
-// tryStart) and is claimed (or, from a timer, about to be: callFirst).
-func (d *dispatcher) launch(t *store.Task) {
-	if !d.spawn(func() { d.runClaimed(t) }) {
+// tryStart) and is claimed. onDisk is nil, or, for a call started before its claim is
+// written (callFirst), the task as it still is on disk.
+func (d *dispatcher) launch(t, onDisk *store.Task) {
+	if !d.spawn(func() { d.runClaimed(t, onDisk) }) {
 		d.a.sched.done(flowOf(t))
 		d.spawnMu.Lock()
-		d.orphans = append(d.orphans, t)
+		d.orphans = append(d.orphans, orphan{t, onDisk})
 		d.spawnMu.Unlock()
 	}
 }
@@ -158,9 +162,9 @@ func (d *dispatcher) stop(timeout time.Duration) {
 	orphans := d.orphans
 	d.orphans = nil
 	d.spawnMu.Unlock()
-	for _, t := range orphans {
-		if err := d.interrupted(t); err != nil {
-			d.a.log.Error("return task to pending", "task", t.ID, "err", err)
+	for _, o := range orphans {
+		if err := d.interrupted(o.t, o.onDisk); err != nil {
+			d.a.log.Error("return task to pending", "task", o.t.ID, "err", err)
 		}
 	}
 	d.stopRun()
@@ -190,10 +194,9 @@ func (a *App) scheduled(t *store.Task) {
 		a.timers.Remove(t.ID)
 		return
 	}
-	if t.WebhookNow && a.disp != nil {
+	if webhookArmed(t) && a.disp != nil {
 		// The write that ended the task leased its webhook: send it now, not through a timer
 		// fire that would write the lease first. The lease's timer below covers a crash.
-		t.WebhookNow = false
 		completedAt := t.CompletedAt
 		a.disp.spawn(func() { a.disp.deliverWebhook(t, completedAt) })
 	}
@@ -375,8 +378,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		}
 		disk := *t
 		claim(t, now)
-		t.OnDisk = &disk
-		d.launch(t)
+		d.launch(t, &disk)
 	}
 	return rest
 }
@@ -427,7 +429,15 @@ func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 	return nil
 }
 
-// claim marks t as taken by a worker, as store.Tx.ClaimTask does in SQL, for a task handed
+// webhookArmed reports whether t was just finished (finish) and its completion webhook
+// leased: pending, never attempted, due exactly one lease after its completion. A lease
+// taken again by a timer, or a delivery's outcome, differs.
+func webhookArmed(t *store.Task) bool {
+	return store.Terminal(t.Status) && t.OnComplete != nil && t.CompletedAt != nil && t.DueAt != nil &&
+		*t.DueAt == *t.CompletedAt+webhookLease.Milliseconds() && *t.OnComplete == webhookArmedState
+}
+
+// claim marks t as taken for a call, as store.Tx.ClaimTask does in SQL, for a task handed
 // to a worker from memory: written claimed with its insert, or called before its claim is
 // written (callFirst, and how inflight.view shows it meanwhile).
 func claim(t *store.Task, nowMS int64) {
@@ -530,7 +540,7 @@ func (d *dispatcher) claimLoop() {
 			claimed := make(map[string]bool, len(got))
 			for _, t := range got {
 				claimed[t.ID] = true
-				d.launch(t)
+				d.launch(t, nil)
 			}
 			for _, it := range items {
 				if !claimed[it.id] {
@@ -543,7 +553,7 @@ func (d *dispatcher) claimLoop() {
 
 // runClaimed calls the target of a task that is processing, gives its flow's slot back and
 // records the outcome.
-func (d *dispatcher) runClaimed(t *store.Task) {
+func (d *dispatcher) runClaimed(t, onDisk *store.Task) {
 	f := flowOf(t)
 	released := false
 	release := func() {
@@ -553,16 +563,16 @@ func (d *dispatcher) runClaimed(t *store.Task) {
 		}
 	}
 	defer release()
-	if err := d.runCall(t, f, release); err != nil && d.runCtx.Err() == nil {
+	if err := d.runCall(t, onDisk, f, release); err != nil && d.runCtx.Err() == nil {
 		d.a.log.Error("run task", "task", t.ID, "err", err)
 	}
 }
 
-func (d *dispatcher) runCall(t *store.Task, f flowRef, release func()) error {
+func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) error {
 	a := d.a
 	team, err := a.team(d.runCtx, t.TeamID)
 	if err != nil {
-		if t.OnDisk != nil && d.runCtx.Err() == nil {
+		if onDisk != nil && d.runCtx.Err() == nil {
 			// Nothing was called or written: let the task go and try again shortly.
 			a.inflight.endCall(t.ID)
 			a.timers.Push(t.ID, time.Now().Add(time.Second))
@@ -574,18 +584,18 @@ func (d *dispatcher) runCall(t *store.Task, f flowRef, release func()) error {
 	started := time.Now()
 	var longCall *time.Timer
 	var claimWritten chan bool
-	if t.OnDisk != nil {
+	if onDisk != nil {
 		// A call started without a written claim gets one if it runs long, so that lists
 		// and counts, which read the database, show it processing too.
 		claimWritten = make(chan bool, 1)
-		longCall = time.AfterFunc(claimLongCall, func() { claimWritten <- d.writeClaim(t) })
+		longCall = time.AfterFunc(claimLongCall, func() { claimWritten <- d.writeClaim(t, onDisk) })
 	}
 	res, callErr := d.call(t, secrets)
 	if longCall != nil && !longCall.Stop() && <-claimWritten {
-		t.OnDisk = nil
+		onDisk = nil
 	}
 	if callErr != nil && d.callCtx.Err() != nil {
-		return d.interrupted(t)
+		return d.interrupted(t, onDisk)
 	}
 	// A target that asks to be left alone (429 or 503 with Retry-After) pauses its flow
 	// before the slot is given back, so the flow's next task does not take it.
@@ -595,7 +605,7 @@ func (d *dispatcher) runCall(t *store.Task, f flowRef, release func()) error {
 	}
 	release()
 	// The call does not wait for the outcome's commit: the write joins a group commit.
-	d.record(t, f, started, res, callErr, wait)
+	d.record(t, onDisk, f, started, res, callErr, wait)
 	return nil
 }
 
@@ -655,11 +665,10 @@ const claimLongCall = time.Second
 
 // writeClaim writes the claim of a task whose call started without one; false if it could
 // not (the outcome's write then starts from the task as on disk).
-func (d *dispatcher) writeClaim(t *store.Task) bool {
+func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 	claimed := *t
-	claimed.OnDisk = nil
 	err := d.a.store.Write(context.Background(), func(tx *store.Tx) error {
-		return tx.UpdateTaskFrom(t.OnDisk, &claimed)
+		return tx.UpdateTaskFrom(onDisk, &claimed)
 	})
 	if err != nil && d.runCtx.Err() == nil {
 		d.a.log.Warn("write the claim of a long call", "task", t.ID, "err", err)
@@ -669,9 +678,9 @@ func (d *dispatcher) writeClaim(t *store.Task) bool {
 
 // interrupted returns a task whose call was cut short by shutdown to pending. One whose
 // claim was never written is still delayed and overdue on disk: nothing to write.
-func (d *dispatcher) interrupted(t *store.Task) error {
+func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
 	d.a.inflight.endCall(t.ID)
-	if t.OnDisk != nil {
+	if onDisk != nil {
 		return nil
 	}
 	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
@@ -736,7 +745,7 @@ func Backoff(kind string, n int) time.Duration {
 // completed or waiting; failed → retry after the backoff, or failed after the last retry.
 // The write is retried while the database refuses it, so the task does not stay processing
 // until a restart.
-func (d *dispatcher) record(t *store.Task, f flowRef, started time.Time, res *outbound.Response, callErr error, wait time.Duration) {
+func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time, res *outbound.Response, callErr error, wait time.Duration) {
 	a := d.a
 	dur := time.Since(started)
 	// 429 and 503 are the target asking to be called again later, not an answer (SPEC §3.3).
@@ -759,11 +768,10 @@ func (d *dispatcher) record(t *store.Task, f flowRef, started time.Time, res *ou
 	}
 	a.sched.noteError(f, errMsg)
 	a.observeCall(t, res, callErr, errMsg, dur)
-	orig := *t // as claimed
-	orig.OnDisk = nil
+	orig := *t    // as claimed
 	disk := &orig // as on disk
-	if t.OnDisk != nil {
-		disk = t.OnDisk
+	if onDisk != nil {
+		disk = onDisk
 	}
 	d.writeRetrying(t.ID, func(tx *store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}

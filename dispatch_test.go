@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 func TestBackoff(t *testing.T) {
@@ -67,6 +68,32 @@ func TestRetryAfter(t *testing.T) {
 		}
 		if got := retryAfter(c.res, now); got != c.want {
 			t.Errorf("retryAfter(%v, %q) = %v, want %v", c.res != nil && c.res.StatusCode != 0, v, got, c.want)
+		}
+	}
+}
+
+// webhookArmed tells a task finish just ended from every later state of its webhook.
+func TestWebhookArmed(t *testing.T) {
+	t.Parallel()
+	a := &App{}
+	now := time.UnixMilli(1_800_000_000_000)
+	url := "https://example.com/hook"
+	task := &store.Task{OnCompleteURL: &url}
+	a.finish(task, store.StatusCompleted, now)
+	if !webhookArmed(task) {
+		t.Fatal("a task just finished with an onCompleteUrl is not armed")
+	}
+	relet := *task
+	later := now.Add(webhookLease + time.Second).UnixMilli()
+	relet.DueAt = &later // a timer took the lease again
+	delivered := *task
+	st := `{"status":"pending","attempts":1,"lastError":"HTTP 500"}`
+	delivered.OnComplete = &st
+	none := &store.Task{}
+	a.finish(none, store.StatusFailed, now)
+	for name, c := range map[string]*store.Task{"lease taken again": &relet, "attempted": &delivered, "no webhook": none} {
+		if webhookArmed(c) {
+			t.Errorf("%s: armed", name)
 		}
 	}
 }

@@ -166,7 +166,6 @@ func (u *upcoming) put(t *store.Task) {
 	c := *t
 	due := *t.DueAt
 	c.DueAt = &due
-	c.OnDisk, c.WebhookNow = nil, false
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.dropLocked(t.ID)

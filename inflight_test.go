@@ -73,11 +73,11 @@ func TestUpcoming(t *testing.T) {
 	var u upcoming
 	due := int64(1000)
 	body := "small"
-	a := &store.Task{ID: "a", Status: store.StatusDelayed, DueAt: &due, Body: &body, WebhookNow: true}
+	a := &store.Task{ID: "a", Status: store.StatusDelayed, DueAt: &due, Body: &body}
 	u.put(a)
 	due = 2000 // the caller's later changes do not reach the copy
 	got := u.take("a")
-	if got == nil || *got.DueAt != 1000 || got.WebhookNow || got == a {
+	if got == nil || *got.DueAt != 1000 || got == a {
 		t.Fatalf("take = %+v; want a copy due at 1000", got)
 	}
 	if u.take("a") != nil {

@@ -476,7 +476,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		}
 		tx.AfterCommit(func() {
 			if direct {
-				a.disp.launch(task)
+				a.disp.launch(task, nil)
 			} else {
 				a.scheduled(task)
 			}
@@ -782,6 +782,9 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
+// webhookArmedState is the onComplete of a task just finished.
+const webhookArmedState = `{"status":"pending","attempts":0,"lastError":null}`
+
 // finish moves t to a terminal status and arms its completion webhook, if any.
 // The caller writes t.
 func (a *App) finish(t *store.Task, status string, now time.Time) {
@@ -792,11 +795,10 @@ func (a *App) finish(t *store.Task, status string, now time.Time) {
 	if t.OnCompleteURL != nil {
 		// The webhook goes out as soon as this write is durable (App.scheduled), under a
 		// lease: if the process dies before its outcome is written, the timer sends it again.
-		s := `{"status":"pending","attempts":0,"lastError":null}`
+		s := webhookArmedState
 		t.OnComplete = &s
 		lease := now.Add(webhookLease).UnixMilli()
-		t.DueAt = &lease
-		t.WebhookNow = true
+		t.DueAt = &lease // see webhookArmed
 	}
 }
 

@@ -73,12 +73,6 @@ type Task struct {
 	DueAt              *int64  `db:"due_at"`
 	FlowKey            *string `db:"flow_key"` // as given at create; nil: the target's origin
 
-	// WebhookNow is not stored: the write that ended the task leased its completion webhook
-	// and asks for it to be sent as soon as that write is durable.
-	WebhookNow bool `db:"-"`
-	// OnDisk is not stored: set on a task whose call started before its claim was written,
-	// it is the task as it still is on disk (delayed), for the write of the outcome.
-	OnDisk *Task `db:"-"`
 }
 
 const taskCols = `id, team_id, status, target_url, target_host, method, headers, body, timeout_ms, delay_until,
