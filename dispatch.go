@@ -733,6 +733,21 @@ func (cr *callResult) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// MaxAttemptBody caps the answer kept with a failed attempt.
+const MaxAttemptBody = 2 << 10
+
+// failedBody is what a failed attempt keeps of the target's answer: its start, valid UTF-8.
+func failedBody(b []byte) *string {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) > MaxAttemptBody {
+		b = b[:MaxAttemptBody]
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	return &s
+}
+
 // Backoff is the wait before retry n (1-based): exponential 1, 2, 4, 8… s; linear 1, 2, 3… s.
 func Backoff(kind string, n int) time.Duration {
 	if kind == "linear" {
@@ -780,6 +795,9 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 		}
 		if errMsg != "" {
 			at.Error = &errMsg
+			if res != nil {
+				at.ResponseBody = failedBody(res.Body)
+			}
 		}
 		if err := tx.InsertAttempt(at); err != nil {
 			return err

@@ -94,6 +94,7 @@ func TestE2EFlowsBackpressure(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		case r.URL.Path == "/always-429":
 			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"error":"slow down"}`)
 		default:
 			fmt.Fprint(w, "done")
 		}
@@ -142,6 +143,12 @@ func TestE2EFlowsBackpressure(t *testing.T) {
 		}
 		if n := len(tg.HitsOn("/always-429")); n != 2 {
 			t.Errorf("429 without Retry-After: %d calls, want 2 (one retry after the backoff)", n)
+		}
+		// Each failed attempt keeps its status and the start of the answer.
+		for _, at := range aqtAttempts(t, s, id) {
+			if aqtNum(at, "statusCode") != 429 || aqtStr(at, "responseBody") != `{"error":"slow down"}` {
+				t.Errorf("attempt of a 429: %v", at)
+			}
 		}
 	})
 }

@@ -402,6 +402,8 @@ type Attempt struct {
 	DurationMS int64     `json:"duration"`   // milliseconds
 	StatusCode *int      `json:"statusCode"` // nil when no answer came
 	Error      *string   `json:"error"`
+	// ResponseBody is the start (up to 2 KiB) of a failed call's answer (a 5xx, a 429).
+	ResponseBody *string `json:"responseBody"`
 }
 
 // TaskAttempts lists every call made for a task, oldest first (GET /v1/tasks/:id/attempts).

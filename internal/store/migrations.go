@@ -16,5 +16,6 @@ create table if not exists flows (
   paused_until integer,         -- a target's Retry-After, Unix ms
   updated_at integer not null,
   primary key (team_id, key)
-) strict;`,
+) strict;
+alter table attempts add column response_body text; -- a failed call's answer, capped`,
 }

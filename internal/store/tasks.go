@@ -95,8 +95,8 @@ var (
 	// Through (team_id, status, id), one range per team: no index of its own to keep up.
 	qRecoverProcessing = `update tasks set status = 'pending', due_at = ?
 		where team_id in (select id from teams) and status = 'processing' returning team_id`
-	qInsertAttempt = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error)
-		values (?, ?, ?, ?, ?, ?)`
+	qInsertAttempt = `insert into attempts (task_id, attempt, started_at, duration_ms, status_code, error, response_body)
+		values (?, ?, ?, ?, ?, ?, ?)`
 )
 
 // InsertTask adds a new task.
@@ -190,14 +190,11 @@ func (t *Tx) readTask(query string, arg any) (*Task, error) {
 
 // InsertAttempt records one call of a task's target.
 func (t *Tx) InsertAttempt(a Attempt) error {
-	var code, msg any
+	var code any
 	if a.StatusCode != nil {
 		code = int64(*a.StatusCode)
 	}
-	if a.Error != nil {
-		msg = *a.Error
-	}
-	_, err := t.Exec(qInsertAttempt, a.TaskID, int64(a.Attempt), a.StartedAt, a.DurationMS, code, msg)
+	_, err := t.Exec(qInsertAttempt, a.TaskID, int64(a.Attempt), a.StartedAt, a.DurationMS, code, str(a.Error), str(a.ResponseBody))
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
 	}
@@ -228,6 +225,8 @@ type Attempt struct {
 	DurationMS int64   `db:"duration_ms" json:"duration"`
 	StatusCode *int    `db:"status_code" json:"statusCode"`
 	Error      *string `db:"error" json:"error"`
+	// ResponseBody is the start of a failed call's answer (a 5xx, a 429), kept to show why.
+	ResponseBody *string `db:"response_body" json:"responseBody"`
 }
 
 // Task reads one task from the read pool.
@@ -288,7 +287,7 @@ func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*Task, error) {
 // Attempts lists a task's attempts in order.
 func (s *Store) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
 	var as []Attempt
-	err := s.sel(ctx, &as, `select task_id, attempt, started_at, duration_ms, status_code, error
+	err := s.sel(ctx, &as, `select task_id, attempt, started_at, duration_ms, status_code, error, response_body
 		from attempts where task_id = ? order by attempt`, taskID)
 	return as, err
 }
