@@ -1,0 +1,121 @@
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// tlsCounter is an https target that counts new connections and the handshakes that
+// resumed a session instead of a full one.
+type tlsCounter struct {
+	*httptest.Server
+	conns, resumed, full atomic.Int64
+}
+
+func newTLSCounter(t testing.TB, answerAfter time.Duration, http1 bool) *tlsCounter {
+	tc := &tlsCounter{}
+	tc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(answerAfter)
+		fmt.Fprint(w, "ok")
+	}))
+	var seen sync.Map
+	tc.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			tc.conns.Add(1)
+		case http.StateActive: // the handshake is done
+			if tlc, ok := c.(*tls.Conn); ok {
+				if _, dup := seen.LoadOrStore(c, true); !dup {
+					if tlc.ConnectionState().DidResume {
+						tc.resumed.Add(1)
+					} else {
+						tc.full.Add(1)
+					}
+				}
+			}
+		}
+	}
+	if http1 {
+		tc.TLS = &tls.Config{NextProtos: []string{"http/1.1"}}
+	}
+	tc.StartTLS()
+	t.Cleanup(tc.Close)
+	return tc
+}
+
+// trusting returns a client that trusts the target's certificate.
+func trusting(tc *tlsCounter) *Client {
+	c := New(Options{Policy: &Policy{AllowPrivate: true}})
+	c.transport.TLSClientConfig.RootCAs = tc.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	return c
+}
+
+// burst sends n requests at once and waits for all.
+func burst(t testing.TB, c *Client, url string, n int) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+			if _, err := c.Do(req); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// Many calls in flight to one https host reuse their connections from burst to burst, and
+// a new connection resumes its host's TLS session: no full handshake per call.
+func TestTLSKeepAliveAndResumption(t *testing.T) {
+	t.Parallel()
+	tc := newTLSCounter(t, 20*time.Millisecond, true)
+	c := trusting(tc)
+	const inFlight = 200
+	for range 5 {
+		burst(t, c, tc.URL, inFlight)
+	}
+	// Over HTTP/1.1 each call in flight needs its own connection; after the first burst
+	// they are reused.
+	if n := tc.conns.Load(); n > inFlight {
+		t.Errorf("%d connections for 5 bursts of %d calls: keep-alive does not hold", n, inFlight)
+	}
+	// Connections closed (idle timeout, a target restart): the next ones resume.
+	c.CloseIdle()
+	fullBefore := tc.full.Load()
+	burst(t, c, tc.URL, 20)
+	if tc.resumed.Load() == 0 {
+		t.Errorf("no TLS session resumed after the connections closed (%d full handshakes before, %d after)",
+			fullBefore, tc.full.Load()-fullBefore)
+	}
+}
+
+// BenchmarkTLSCallsInFlight is thousands of calls to one https host that answers after
+// 50 ms, as the dispatcher makes them. It reports the connections opened and the full TLS
+// handshakes per call: keep-alive and session resumption keep both far below one.
+func BenchmarkTLSCallsInFlight(b *testing.B) {
+	tc := newTLSCounter(b, 50*time.Millisecond, true) // HTTP/1.1: one connection per call in flight, the worst case
+	c := trusting(tc)
+	const inFlight = 1000
+	b.ResetTimer()
+	for b.Loop() {
+		burst(b, c, tc.URL, inFlight)
+	}
+	calls := float64(b.N * inFlight)
+	b.ReportMetric(float64(tc.conns.Load())/calls, "conns/call")
+	b.ReportMetric(float64(tc.full.Load())/calls, "full-handshakes/call")
+}
