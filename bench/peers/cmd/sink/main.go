@@ -189,8 +189,9 @@ func main() {
 	loopback(*addr)
 	servers := []*http.Server{{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
 	errc := make(chan error, 2)
-	go func() { errc <- servers[0].ListenAndServe() }()
 	if *tlsAddr != "" {
+		// The certificate is written before /healthz answers, so a caller that waited for
+		// /healthz can read it.
 		loopback(*tlsAddr)
 		cert, err := selfSigned(*certOut)
 		if err != nil {
@@ -201,6 +202,7 @@ func main() {
 		servers = append(servers, ts)
 		go func() { errc <- ts.ListenAndServeTLS("", "") }()
 	}
+	go func() { errc <- servers[0].ListenAndServe() }()
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM)
 	select {
