@@ -61,6 +61,23 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 	return providerID, &s, nil
 }
 
+// checkPollHosts applies the outbound policy to the poll and result URL templates whose
+// host is written out, as to targetUrl: a literal blocked address is 422 at create.
+func (a *App) checkPollHosts(stored string) error {
+	var cfg providers.PollConfig
+	json.Unmarshal([]byte(stored), &cfg)
+	for _, f := range []struct{ name, tmpl string }{
+		{"pollConfig.urlTemplate", cfg.URLTemplate}, {"pollConfig.resultUrlTemplate", cfg.ResultURLTemplate},
+	} {
+		if origin, ok := providers.LiteralOrigin(f.tmpl); ok {
+			if _, err := a.checkURL(f.name, origin+"/"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // startPolling parks an answered polling task until its first poll.
 func (a *App) startPolling(t *store.Task, now time.Time) {
 	var cfg providers.PollConfig

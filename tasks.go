@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -293,6 +294,11 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 	if t.Provider, t.PollConfig, err = pollSettings(req.Provider, req.PollConfig); err != nil {
 		return nil, err
 	}
+	if t.PollConfig != nil {
+		if err := a.checkPollHosts(*t.PollConfig); err != nil {
+			return nil, err
+		}
+	}
 	if t.PollConfig != nil && t.WaitForSignal {
 		return nil, badRequest("A task either polls a provider (provider/pollConfig) or waits for a signal (waitForSignal), not both")
 	}
@@ -344,15 +350,26 @@ func validHeaders(h map[string]string) (map[string]string, error) {
 	if len(h) > MaxHeaders {
 		return nil, badRequest("headers may hold at most %d entries", MaxHeaders)
 	}
-	for k, v := range h {
+	names := slices.Sorted(maps.Keys(h)) // errors name the same header on every try
+	seen := make(map[string]string, len(h))
+	for _, k := range names {
+		v := h[k]
 		lk := strings.ToLower(k)
 		if k == "" || strings.IndexFunc(k, func(r rune) bool {
 			return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r)
 		}) >= 0 {
 			return nil, badRequest("headers: %q is not a valid header name", k)
 		}
+		if prev, dup := seen[lk]; dup {
+			// HTTP names are case-insensitive: only one of them could be sent.
+			return nil, badRequest("headers: %s and %s are the same header (names are case-insensitive); give it once", prev, k)
+		}
+		seen[lk] = k
 		if strings.ContainsAny(v, "\r\n\x00") {
 			return nil, badRequest("headers: the value of %s may not contain line breaks or NUL", k)
+		}
+		if i := controlByte(v); i >= 0 {
+			return nil, badRequest("headers: the value of %s holds the control character 0x%02x; only tab and printable characters can be sent", k, v[i])
 		}
 		if slices.Contains(refusedHeaders, lk) || strings.HasPrefix(lk, "proxy-") ||
 			strings.HasPrefix(lk, "x-asyncqueue-") || strings.HasPrefix(lk, "webhook-") {
@@ -361,6 +378,12 @@ func validHeaders(h map[string]string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// controlByte is the index of the first byte of v that no HTTP header value may hold (a
+// control character other than tab, or DEL), or -1.
+func controlByte(v string) int {
+	return strings.IndexFunc(v, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f })
 }
 
 func seconds(field string, v *float64, def, lo, hi time.Duration) (time.Duration, error) {
