@@ -685,6 +685,9 @@ func TestE2EAPIList(t *testing.T) {
 	check("", rev(0, 1, 2, 3, 4, 5), 6, false) // newest first
 	check("?status=cancelled", rev(1), 1, false)
 	check("?status=cancelled,completed", rev(1, 5), 2, false)
+	check("?status=cancelled&status=completed", rev(1, 5), 2, false) // repeated, as generated clients send it
+	check("?status=cancelled&status=completed,delayed", rev(0, 1, 2, 3, 4, 5), 6, false)
+	check("?status=cancelled,cancelled&status=cancelled", rev(1), 1, false)
 	check("?status=delayed", rev(0, 2, 3, 4), 4, false)
 	check("?status=waiting", nil, 0, false)
 	check("?limit=2", rev(4, 5), 6, true)

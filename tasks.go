@@ -598,12 +598,11 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 	if f.Offset, err = queryInt(r, "offset", 0, 0, math.MaxInt32); err != nil {
 		return err
 	}
-	if s := q.Get("status"); s != "" {
-		for _, st := range strings.Split(s, ",") {
-			st = strings.TrimSpace(st)
-			if !slices.Contains(allStatuses, st) {
-				return badRequest("status %q is not one of %s", st, strings.Join(allStatuses, ", "))
-			}
+	for _, st := range queryList(q, "status") {
+		if !slices.Contains(allStatuses, st) {
+			return badRequest("status %q is not one of %s", st, strings.Join(allStatuses, ", "))
+		}
+		if !slices.Contains(f.Statuses, st) {
 			f.Statuses = append(f.Statuses, st)
 		}
 	}
@@ -630,6 +629,20 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 		"pagination": map[string]any{"total": total, "limit": f.Limit, "offset": f.Offset,
 			"hasMore": f.Offset+len(tasks) < total},
 	})
+}
+
+// queryList reads a parameter that takes several values, given repeated
+// (status=a&status=b, what most client generators send), comma-separated (status=a,b), or both.
+func queryList(q url.Values, name string) []string {
+	var out []string
+	for _, v := range q[name] {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 var allStatuses = []string{store.StatusPending, store.StatusDelayed, store.StatusProcessing, store.StatusWaiting,
