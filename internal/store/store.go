@@ -132,6 +132,14 @@ const writerCacheKiB = 8000
 
 // Open opens (creating if needed) the database at path and starts the write loop.
 func Open(path string, o Options) (*Store, error) {
+	s, err := open(path, o)
+	if err != nil {
+		return nil, Explain(path, err)
+	}
+	return s, nil
+}
+
+func open(path string, o Options) (*Store, error) {
 	o.Sync = strings.ToLower(cmp.Or(o.Sync, "full"))
 	if o.Sync != "full" && o.Sync != "normal" {
 		return nil, fmt.Errorf("sync must be full or normal, not %q", o.Sync)
