@@ -1,9 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -120,5 +124,97 @@ func TestE2EProviderAuthStaysWithOrigin(t *testing.T) {
 	}
 	if len(sameAuth) == 0 || sameAuth[0] != secret {
 		t.Errorf("the targetUrl's own host got Authorization %q, want the vault value", sameAuth)
+	}
+}
+
+// serverPeakRSS is the server's peak resident set (VmHWM) in bytes; 0 where /proc has none.
+func serverPeakRSS(t *testing.T, s *server) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// TestE2ELimitsListMemory (issue 18, item 1): 40 tasks with 900 KB of headers each made a
+// 37 MB page and four parallel pages took the server to 1.77 GB. A listed task's large
+// fields are now bounded (ListFieldLimit) and named in "omitted", the page is written task
+// by task, and pages are read through a small page cache of their own (store.List): the
+// server stays well under 300 MB (about 90 MB here).
+func TestE2ELimitsListMemory(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	headers := map[string]string{}
+	for i := range 60 {
+		headers[fmt.Sprintf("X-Big-%02d", i)] = strings.Repeat("h", 15000)
+	}
+	var big []string
+	for range 40 {
+		task := aqtCreate(t, s, map[string]any{"targetUrl": "http://127.0.0.1:9/x", "delay": 3600, "headers": headers})
+		big = append(big, aqtStr(task, "id"))
+	}
+	small := aqtStr(aqtCreate(t, s, map[string]any{"targetUrl": "http://127.0.0.1:9/x", "delay": 3600,
+		"headers": map[string]string{"X-Small": "1"}, "body": "hello"}), "id")
+
+	page := func() (int, map[string]any) {
+		req, _ := http.NewRequest("GET", s.base+"/v1/tasks?limit=100", nil)
+		req.Header.Set("X-API-Key", s.key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, nil
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		var body map[string]any
+		if err := json.Unmarshal(raw, &body); err != nil || res.StatusCode != 200 {
+			t.Errorf("list: %d, %v: %.300s", res.StatusCode, err, raw)
+		}
+		return len(raw), body
+	}
+	n, body := page()
+	if n > 1<<20 {
+		t.Errorf("a page of 41 tasks is %d bytes, want under 1 MiB", n)
+	}
+	items, _ := body["tasks"].([]any)
+	if len(items) != 41 {
+		t.Fatalf("listed %d tasks, want 41", len(items))
+	}
+	for _, it := range items {
+		item := it.(map[string]any)
+		id := aqtStr(item, "id")
+		if id == small {
+			if item["omitted"] != nil || aqtStr(item, "body") != "hello" || len(aqtObj(item, "headers")) != 1 {
+				t.Errorf("the small task was listed cut: %v", item)
+			}
+			continue
+		}
+		if e2eJSON(item["omitted"]) != `["headers"]` || len(aqtObj(item, "headers")) != 0 {
+			t.Errorf("big task %s: omitted %v, %d headers; want headers left out and named", id, item["omitted"], len(aqtObj(item, "headers")))
+		}
+	}
+	// The task itself still has everything.
+	if got := s.call("GET", "/v1/tasks/"+big[0], nil); len(aqtObj(got.task(), "headers")) != 60 {
+		t.Errorf("GET of a big task: %d headers, want 60", len(aqtObj(got.task(), "headers")))
+	}
+
+	for range 2 {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); page() }()
+		}
+		wg.Wait()
+	}
+	if peak := serverPeakRSS(t, s); peak > 300<<20 {
+		t.Errorf("server peak RSS %d MB, want at most 300 MB", peak>>20)
+	} else {
+		t.Logf("server peak RSS %d MB (0: not measured here)", peak>>20)
 	}
 }

@@ -337,6 +337,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	// The schemas name exactly the JSON fields of the Go types they describe.
 	schemas := oaGet(sp.raw, "components", "schemas").(map[string]any)
 	oaSameFields(t, schemas, "Task", reflect.TypeFor[TaskJSON](), true)
+	oaSameFields(t, schemas, "ListedTask", reflect.TypeFor[listedTask](), false)
 	oaSameFields(t, schemas, "CreateTaskRequest", reflect.TypeFor[createRequest](), false)
 	oaSameFields(t, schemas, "PollConfig", reflect.TypeFor[providers.PollConfig](), false)
 	oaSameFields(t, schemas, "Provider", reflect.TypeFor[providers.Provider](), false)

@@ -616,19 +616,66 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	f.TargetHost = q.Get("targetHost")
+	f.MaxField = ListFieldLimit
 	tasks, total, err := a.store.List(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := make([]*TaskJSON, len(tasks))
+	page, _ := json.Marshal(pagination{Total: total, Limit: f.Limit, Offset: f.Offset, HasMore: f.Offset+len(tasks) < total})
+	// Written task by task: a page never sits in memory twice (rows, then one buffer).
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, `{"pagination":%s,"tasks":[`, page)
 	for i := range tasks {
-		out[i] = a.taskJSON(&tasks[i])
+		item := listedTask{plainTask: plainTask(*a.taskJSON(&tasks[i].Task))}
+		for _, col := range strings.Split(tasks[i].Omitted, ",") {
+			if name := omittedFields[col]; name != "" {
+				item.Omitted = append(item.Omitted, name)
+			}
+		}
+		b, err := json.Marshal(item)
+		if err != nil {
+			// The status is sent: cut the connection rather than end a page that looks whole.
+			a.log.Error("encode a listed task", "task", tasks[i].ID, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if i > 0 {
+			w.Write([]byte{','})
+		}
+		w.Write(b)
+		tasks[i] = store.ListedTask{} // written: the collector may have it
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"tasks": out,
-		"pagination": map[string]any{"total": total, "limit": f.Limit, "offset": f.Offset,
-			"hasMore": f.Offset+len(tasks) < total},
-	})
+	_, err = w.Write([]byte("]}\n"))
+	return err
+}
+
+// ListFieldLimit bounds each large field of a listed task (headers, body, startResult,
+// result, error, progress, bufferedSignal, pollConfig, onComplete): a longer one is left
+// out of the page (null, {} for headers) and named in the item's "omitted"; GET
+// /v1/tasks/{id} has it whole. A page of 100 tasks so holds at most a few megabytes.
+const ListFieldLimit = 16 << 10
+
+// omittedFields maps the store's column names to the API's.
+var omittedFields = map[string]string{"headers": "headers", "body": "body", "start_result": "startResult",
+	"result": "result", "error": "error", "progress": "progress", "buffered_signal": "bufferedSignal",
+	"poll_config": "pollConfig", "on_complete": "onComplete"}
+
+type pagination struct {
+	Total   int  `json:"total"`
+	Limit   int  `json:"limit"`
+	Offset  int  `json:"offset"`
+	HasMore bool `json:"hasMore"`
+}
+
+// plainTask is TaskJSON without its hand-written encoder, so encoding/json and the struct
+// tags encode it (with the fields a list item adds).
+type plainTask TaskJSON
+
+// listedTask is an item of GET /v1/tasks: the task, and the fields left out of it.
+type listedTask struct {
+	plainTask
+	Omitted []string `json:"omitted,omitempty"`
 }
 
 // queryList reads a parameter that takes several values, given repeated
@@ -670,24 +717,25 @@ func (a *App) getAttempts(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getEvents is GET /v1/tasks/{id}/events: the signals, heartbeats and provider callbacks
-// the task received, oldest first (the newest 500).
+// the task received, oldest first (the newest 500), each detail bounded like a list item's fields.
 func (a *App) getEvents(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.loadTask(r)
 	if err != nil {
 		return err
 	}
-	es, err := a.store.Events(r.Context(), t.ID, 500)
+	es, err := a.store.EventsBounded(r.Context(), t.ID, 500, ListFieldLimit)
 	if err != nil {
 		return err
 	}
 	type eventJSON struct {
-		At     string          `json:"at"`
-		Kind   string          `json:"kind"`
-		Detail json.RawMessage `json:"detail"`
+		At            string          `json:"at"`
+		Kind          string          `json:"kind"`
+		Detail        json.RawMessage `json:"detail"`
+		DetailOmitted bool            `json:"detailOmitted,omitempty"` // longer than ListFieldLimit
 	}
 	out := make([]eventJSON, len(es))
 	for i, e := range es {
-		out[i] = eventJSON{At: *formatTime(&e.At), Kind: e.Kind, Detail: rawJSON(e.Detail)}
+		out[i] = eventJSON{At: *formatTime(&e.At), Kind: e.Kind, Detail: rawJSON(e.Detail), DetailOmitted: e.DetailOmitted}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
