@@ -69,6 +69,9 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkDepth(raw); err != nil {
+		return err
+	}
 	var buf bytes.Buffer
 	if json.Compact(&buf, raw) != nil { // fails exactly when raw is not valid JSON
 		return badRequest("Callback body must be JSON")

@@ -238,6 +238,10 @@ func TestE2EAPICreateRejectsBadInput(t *testing.T) {
 		{"header name with space", with("headers", map[string]string{"X Bad": "1"}), 400, []string{"headers", "X Bad"}},
 		{"header value with CRLF", with("headers", map[string]string{"X-Ok": "a\r\nInjected: 1"}), 400, []string{"headers", "X-Ok"}},
 		{"header value with LF", with("headers", map[string]string{"X-Ok": "a\nb"}), 400, []string{"headers", "X-Ok"}},
+		{"header value with \\x01", with("headers", map[string]string{"X-A": "a\x01b"}), 400, []string{"headers", "X-A", "0x01"}},
+		{"header value with \\x0b", with("headers", map[string]string{"X-A": "a\x0bb"}), 400, []string{"headers", "X-A", "0x0b"}},
+		{"header value with DEL", with("headers", map[string]string{"X-A": "a\x7fb"}), 400, []string{"headers", "X-A", "0x7f"}},
+		{"header names differing in case", with("headers", map[string]string{"x-dup": "lower", "X-Dup": "canon", "X-DUP": "upper"}), 400, []string{"headers", "X-DUP", "X-Dup", "case"}},
 		{"unknown field", with("colour", "blue"), 400, []string{"colour"}},
 		{"unknown field targetURL (wrong case)", map[string]any{"targetURL": ok}, 400, []string{"targetURL"}},
 		{"unknown field MaxRetries (wrong case)", with("MaxRetries", 2), 400, []string{"MaxRetries"}},
@@ -324,6 +328,29 @@ func TestE2EAPICreateRejectsPrivateTargetByDefault(t *testing.T) {
 	r = s.call("POST", "/v1/tasks", map[string]any{"targetUrl": "https://example.com/", "onCompleteUrl": "http://127.0.0.1:1/"})
 	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(aqtErr(r), "onCompleteUrl") {
 		t.Errorf("private onCompleteUrl: status %d, want 422 naming onCompleteUrl: %s", r.Status, r.Raw)
+	}
+	// Poll URLs whose host is written out are checked like targetUrl (SPEC §7).
+	poll := func(field, tmpl string) map[string]any {
+		cfg := map[string]any{"urlTemplate": "https://example.com/jobs/{startResult.body.id}", "interval": 5,
+			"statusPath": "status", "doneValues": []string{"done"}}
+		cfg[field] = tmpl
+		return map[string]any{"targetUrl": "https://example.com/", "pollConfig": cfg}
+	}
+	for _, c := range []struct{ field, tmpl string }{
+		{"urlTemplate", "http://127.0.0.1:18210/s/{startResult.body.id}"},
+		{"urlTemplate", "http://[::1]/status?id={startResult.body.id}"},
+		{"urlTemplate", "http://169.254.169.254/latest"},
+		{"resultUrlTemplate", "http://10.0.0.1/result/{startResult.body.id}"},
+	} {
+		r = s.call("POST", "/v1/tasks", poll(c.field, c.tmpl))
+		if r.Status != http.StatusUnprocessableEntity || !strings.Contains(aqtErr(r), "pollConfig."+c.field) {
+			t.Errorf("pollConfig.%s %s: status %d, want 422 naming the field: %s", c.field, c.tmpl, r.Status, r.Raw)
+		}
+	}
+	// A host made by the start response is checked when it is known, at call time.
+	r = s.call("POST", "/v1/tasks", poll("urlTemplate", "{startResult.body.url}"))
+	if r.Status != http.StatusCreated {
+		t.Errorf("whole-URL poll template: status %d, want 201: %s", r.Status, r.Raw)
 	}
 }
 
@@ -658,6 +685,9 @@ func TestE2EAPIList(t *testing.T) {
 	check("", rev(0, 1, 2, 3, 4, 5), 6, false) // newest first
 	check("?status=cancelled", rev(1), 1, false)
 	check("?status=cancelled,completed", rev(1, 5), 2, false)
+	check("?status=cancelled&status=completed", rev(1, 5), 2, false) // repeated, as generated clients send it
+	check("?status=cancelled&status=completed,delayed", rev(0, 1, 2, 3, 4, 5), 6, false)
+	check("?status=cancelled,cancelled&status=cancelled", rev(1), 1, false)
 	check("?status=delayed", rev(0, 2, 3, 4), 4, false)
 	check("?status=waiting", nil, 0, false)
 	check("?limit=2", rev(4, 5), 6, true)

@@ -288,6 +288,12 @@ func TestE2EProviderVaultRefs(t *testing.T) {
 	if r.Status != 400 || !strings.Contains(r.Raw, "tok_doesnotexist") {
 		t.Errorf("unknown token: %d %s", r.Status, r.Raw)
 	}
+	// A value that could never go out as a header is refused when stored, not at every send.
+	for _, v := range []string{"a\x01b", "a\x0bb", "a\x7fb"} {
+		if r := s.call("POST", "/v1/tokens", map[string]any{"name": "k", "value": v}); r.Status != 400 || !strings.Contains(r.Raw, "control character") {
+			t.Errorf("vault value %q: %d %s, want 400 naming the control character", v, r.Status, r.Raw)
+		}
+	}
 	r = s.call("POST", "/v1/tokens", map[string]any{"name": "k", "value": "v"})
 	tok := r.Body["token"].(map[string]any)["id"].(string)
 	if l := s.call("GET", "/v1/tokens", nil); !strings.Contains(l.Raw, tok) {

@@ -337,6 +337,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	// The schemas name exactly the JSON fields of the Go types they describe.
 	schemas := oaGet(sp.raw, "components", "schemas").(map[string]any)
 	oaSameFields(t, schemas, "Task", reflect.TypeFor[TaskJSON](), true)
+	oaSameFields(t, schemas, "ListedTask", reflect.TypeFor[listedTask](), false)
 	oaSameFields(t, schemas, "CreateTaskRequest", reflect.TypeFor[createRequest](), false)
 	oaSameFields(t, schemas, "PollConfig", reflect.TypeFor[providers.PollConfig](), false)
 	oaSameFields(t, schemas, "Provider", reflect.TypeFor[providers.Provider](), false)
@@ -593,7 +594,7 @@ func TestOpenAPITasks(t *testing.T) {
 	if as, _ := r.Body["attempts"].([]any); len(as) != 1 {
 		t.Errorf("attempts = %s, want one", r.Raw)
 	}
-	c.want(c.call("GET", "/v1/tasks?status=completed,pending&limit=5&offset=0&createdAfter=2020-01-01T00:00:00Z&targetHost=127.0.0.1", nil), 200, "list")
+	c.want(c.call("GET", "/v1/tasks?status=completed&status=pending&limit=5&offset=0&createdAfter=2020-01-01T00:00:00Z&targetHost=127.0.0.1", nil), 200, "list")
 	c.want(c.call("GET", "/v1/tasks", nil, "X-API-Key", "", "Authorization", "Bearer "+c.s.key), 200, "list with a bearer key")
 
 	// A failing call: failed, with the attempt's error; retry, and the state errors.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +61,23 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 	b, _ := json.Marshal(cfg)
 	s := string(b)
 	return providerID, &s, nil
+}
+
+// checkPollHosts applies the outbound policy to the poll and result URL templates whose
+// host is written out, as to targetUrl: a literal blocked address is 422 at create.
+func (a *App) checkPollHosts(stored string) error {
+	var cfg providers.PollConfig
+	json.Unmarshal([]byte(stored), &cfg)
+	for _, f := range []struct{ name, tmpl string }{
+		{"pollConfig.urlTemplate", cfg.URLTemplate}, {"pollConfig.resultUrlTemplate", cfg.ResultURLTemplate},
+	} {
+		if origin, ok := providers.LiteralOrigin(f.tmpl); ok {
+			if _, err := a.checkURL(f.name, origin+"/"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // startPolling parks an answered polling task until its first poll.
@@ -189,7 +208,10 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
-	if cfg.ForwardAuth {
+	// Credentials go only where the start call went: the start response (which chose u) is
+	// the provider's word, not the task owner's.
+	withheld := cfg.ForwardAuth && !sameOrigin(t.TargetURL, u)
+	if cfg.ForwardAuth && !withheld {
 		names := cfg.AuthHeaderNames()
 		fwd := map[string]string{}
 		for k, v := range hdrMap(t) {
@@ -216,10 +238,33 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 	case res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests:
 		return nil, &pollOutcome{transient: fmt.Sprintf("Polling: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))}
 	case res.StatusCode >= 400:
-		return nil, &pollOutcome{failed: true, err: fmt.Sprintf("Polling failed: HTTP %d - %s: %s",
-			res.StatusCode, http.StatusText(res.StatusCode), snippet(res.Body))}
+		msg := fmt.Sprintf("Polling failed: HTTP %d - %s: %s", res.StatusCode, http.StatusText(res.StatusCode), snippet(res.Body))
+		if withheld {
+			msg += fmt.Sprintf(" (forwardAuth sends credentials only to %s, where targetUrl points; this URL is on %s)",
+				origin(t.TargetURL), origin(u))
+		}
+		return nil, &pollOutcome{failed: true, err: msg}
 	}
 	return res, nil
+}
+
+// origin is the scheme, host and port of a URL, with the scheme's default port made explicit.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+func sameOrigin(a, b string) bool {
+	oa := origin(a)
+	return oa != "" && oa == origin(b)
 }
 
 // pollResult builds the result of a finished job: resultUrlTemplate's response, the value at

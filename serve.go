@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -119,28 +120,19 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 			MaxIdleConnsPerHost: c.MaxInFlight,
 		}),
 	}
+	// An existing key file is read (and its mode checked) first; a new one is created only
+	// once the database has opened and taken a write, never beside a file that is not one.
+	keyFile := cli.DB + ".vault-key"
 	var key []byte
 	if c.VaultKey != "" {
 		if key, err = vault.ParseKey(c.VaultKey); err != nil {
 			ln.Close()
 			return fmt.Errorf("--vault-key: %w", err)
 		}
-	} else {
-		var created bool
-		if key, created, err = vault.LoadOrCreateKeyFile(cli.DB + ".vault-key"); err != nil {
-			ln.Close()
-			return fmt.Errorf("vault key file: %w", err)
-		}
-		if created {
-			log.Warn("created a Token Vault key file beside the database; back it up with the database, or pass --vault-key",
-				"file", cli.DB+".vault-key")
-		}
-	}
-	if app.vault, err = vault.New(key); err != nil {
+	} else if key, err = vault.ReadKeyFile(keyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		ln.Close()
-		return err
+		return fmt.Errorf("vault key file: %w", err)
 	}
-	app.vaultKey = key
 	app.metrics = newMetrics(app)
 	st, err := store.Open(cli.DB, store.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
 		OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})
@@ -152,8 +144,26 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	if err := app.bootstrap(ctx, publicURL); err != nil {
 		st.Close()
 		ln.Close()
+		return store.Explain(cli.DB, err)
+	}
+	if key == nil {
+		var created bool
+		if key, created, err = vault.LoadOrCreateKeyFile(keyFile); err != nil {
+			st.Close()
+			ln.Close()
+			return fmt.Errorf("vault key file: %w", err)
+		}
+		if created {
+			log.Warn("created a Token Vault key file beside the database; back it up with the database, or pass --vault-key",
+				"file", keyFile)
+		}
+	}
+	if app.vault, err = vault.New(key); err != nil {
+		st.Close()
+		ln.Close()
 		return err
 	}
+	app.vaultKey = key
 
 	d := app.newDispatcher()
 	start := time.Now()
@@ -216,7 +226,9 @@ func displayAddr(a net.Addr) string {
 // interrupted callbacks to pending, which would be wrong under a second live server.
 func lockDatabase(path string) (*os.File, error) {
 	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("database %s: its directory %s does not exist; create it or pass another --db", path, filepath.Dir(path))
+	} else if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {

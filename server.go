@@ -213,6 +213,9 @@ func decodeBytes(b []byte, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return errorf(http.StatusBadRequest, "Request body must be a JSON object")
 	}
+	if err := checkDepth(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -222,6 +225,35 @@ func decodeBytes(b []byte, v any) error {
 		return errorf(http.StatusBadRequest, "Request body must hold one JSON object, found more after it")
 	}
 	return exactFields(b, v)
+}
+
+// MaxJSONDepth is how deeply a request body's JSON may nest, counting the body's own object:
+// what the API stores it serves back, and clients with recursive parsers (Python's json,
+// many others) fail on a few thousand levels.
+const MaxJSONDepth = 64
+
+var errTooDeep = errorf(http.StatusBadRequest, "JSON nests deeper than %d levels; flatten it", MaxJSONDepth)
+
+// checkDepth refuses JSON that nests deeper than MaxJSONDepth; it does not validate the rest.
+func checkDepth(b []byte) error {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			if depth++; depth > MaxJSONDepth {
+				return errTooDeep
+			}
+		case '}', ']':
+			depth--
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++ // the escaped byte, which may be a quote
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // exactFields refuses top-level keys that match a field only case-insensitively

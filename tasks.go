@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -302,6 +303,11 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 	if t.Provider, t.PollConfig, err = pollSettings(req.Provider, req.PollConfig); err != nil {
 		return nil, err
 	}
+	if t.PollConfig != nil {
+		if err := a.checkPollHosts(*t.PollConfig); err != nil {
+			return nil, err
+		}
+	}
 	if t.PollConfig != nil && t.WaitForSignal {
 		return nil, badRequest("A task either polls a provider (provider/pollConfig) or waits for a signal (waitForSignal), not both")
 	}
@@ -353,15 +359,26 @@ func validHeaders(h map[string]string) (map[string]string, error) {
 	if len(h) > MaxHeaders {
 		return nil, badRequest("headers may hold at most %d entries", MaxHeaders)
 	}
-	for k, v := range h {
+	names := slices.Sorted(maps.Keys(h)) // errors name the same header on every try
+	seen := make(map[string]string, len(h))
+	for _, k := range names {
+		v := h[k]
 		lk := strings.ToLower(k)
 		if k == "" || strings.IndexFunc(k, func(r rune) bool {
 			return r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r)
 		}) >= 0 {
 			return nil, badRequest("headers: %q is not a valid header name", k)
 		}
+		if prev, dup := seen[lk]; dup {
+			// HTTP names are case-insensitive: only one of them could be sent.
+			return nil, badRequest("headers: %s and %s are the same header (names are case-insensitive); give it once", prev, k)
+		}
+		seen[lk] = k
 		if strings.ContainsAny(v, "\r\n\x00") {
 			return nil, badRequest("headers: the value of %s may not contain line breaks or NUL", k)
+		}
+		if i := controlByte(v); i >= 0 {
+			return nil, badRequest("headers: the value of %s holds the control character 0x%02x; only tab and printable characters can be sent", k, v[i])
 		}
 		if slices.Contains(refusedHeaders, lk) || strings.HasPrefix(lk, "proxy-") ||
 			strings.HasPrefix(lk, "x-asyncqueue-") || strings.HasPrefix(lk, "webhook-") {
@@ -370,6 +387,12 @@ func validHeaders(h map[string]string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// controlByte is the index of the first byte of v that no HTTP header value may hold (a
+// control character other than tab, or DEL), or -1.
+func controlByte(v string) int {
+	return strings.IndexFunc(v, func(r rune) bool { return (r < ' ' && r != '\t') || r == 0x7f })
 }
 
 func seconds(field string, v *float64, def, lo, hi time.Duration) (time.Duration, error) {
@@ -590,12 +613,11 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 	if f.Offset, err = queryInt(r, "offset", 0, 0, math.MaxInt32); err != nil {
 		return err
 	}
-	if s := q.Get("status"); s != "" {
-		for _, st := range strings.Split(s, ",") {
-			st = strings.TrimSpace(st)
-			if !slices.Contains(allStatuses, st) {
-				return badRequest("status %q is not one of %s", st, strings.Join(allStatuses, ", "))
-			}
+	for _, st := range queryList(q, "status") {
+		if !slices.Contains(allStatuses, st) {
+			return badRequest("status %q is not one of %s", st, strings.Join(allStatuses, ", "))
+		}
+		if !slices.Contains(f.Statuses, st) {
 			f.Statuses = append(f.Statuses, st)
 		}
 	}
@@ -609,19 +631,80 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	f.TargetHost = q.Get("targetHost")
+	f.MaxField = ListFieldLimit
 	tasks, total, err := a.store.List(r.Context(), f)
 	if err != nil {
 		return err
 	}
-	out := make([]*TaskJSON, len(tasks))
+	page, _ := json.Marshal(pagination{Total: total, Limit: f.Limit, Offset: f.Offset, HasMore: f.Offset+len(tasks) < total})
+	// Written task by task: a page never sits in memory twice (rows, then one buffer).
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, `{"pagination":%s,"tasks":[`, page)
 	for i := range tasks {
-		out[i] = a.taskJSON(&tasks[i])
+		item := listedTask{plainTask: plainTask(*a.taskJSON(&tasks[i].Task))}
+		for _, col := range strings.Split(tasks[i].Omitted, ",") {
+			if name := omittedFields[col]; name != "" {
+				item.Omitted = append(item.Omitted, name)
+			}
+		}
+		b, err := json.Marshal(item)
+		if err != nil {
+			// The status is sent: cut the connection rather than end a page that looks whole.
+			a.log.Error("encode a listed task", "task", tasks[i].ID, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		if i > 0 {
+			w.Write([]byte{','})
+		}
+		w.Write(b)
+		tasks[i] = store.ListedTask{} // written: the collector may have it
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"tasks": out,
-		"pagination": map[string]any{"total": total, "limit": f.Limit, "offset": f.Offset,
-			"hasMore": f.Offset+len(tasks) < total},
-	})
+	_, err = w.Write([]byte("]}\n"))
+	return err
+}
+
+// ListFieldLimit bounds each large field of a listed task (headers, body, startResult,
+// result, error, progress, bufferedSignal, pollConfig, onComplete): a longer one is left
+// out of the page (null, {} for headers) and named in the item's "omitted"; GET
+// /v1/tasks/{id} has it whole. A page of 100 tasks so holds at most a few megabytes.
+const ListFieldLimit = 16 << 10
+
+// omittedFields maps the store's column names to the API's.
+var omittedFields = map[string]string{"headers": "headers", "body": "body", "start_result": "startResult",
+	"result": "result", "error": "error", "progress": "progress", "buffered_signal": "bufferedSignal",
+	"poll_config": "pollConfig", "on_complete": "onComplete"}
+
+type pagination struct {
+	Total   int  `json:"total"`
+	Limit   int  `json:"limit"`
+	Offset  int  `json:"offset"`
+	HasMore bool `json:"hasMore"`
+}
+
+// plainTask is TaskJSON without its hand-written encoder, so encoding/json and the struct
+// tags encode it (with the fields a list item adds).
+type plainTask TaskJSON
+
+// listedTask is an item of GET /v1/tasks: the task, and the fields left out of it.
+type listedTask struct {
+	plainTask
+	Omitted []string `json:"omitted,omitempty"`
+}
+
+// queryList reads a parameter that takes several values, given repeated
+// (status=a&status=b, what most client generators send), comma-separated (status=a,b), or both.
+func queryList(q url.Values, name string) []string {
+	var out []string
+	for _, v := range q[name] {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 var allStatuses = []string{store.StatusPending, store.StatusDelayed, store.StatusProcessing, store.StatusWaiting,
@@ -649,24 +732,25 @@ func (a *App) getAttempts(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getEvents is GET /v1/tasks/{id}/events: the signals, heartbeats and provider callbacks
-// the task received, oldest first (the newest 500).
+// the task received, oldest first (the newest 500), each detail bounded like a list item's fields.
 func (a *App) getEvents(w http.ResponseWriter, r *http.Request) error {
 	t, err := a.loadTask(r)
 	if err != nil {
 		return err
 	}
-	es, err := a.store.Events(r.Context(), t.ID, 500)
+	es, err := a.store.EventsBounded(r.Context(), t.ID, 500, ListFieldLimit)
 	if err != nil {
 		return err
 	}
 	type eventJSON struct {
-		At     string          `json:"at"`
-		Kind   string          `json:"kind"`
-		Detail json.RawMessage `json:"detail"`
+		At            string          `json:"at"`
+		Kind          string          `json:"kind"`
+		Detail        json.RawMessage `json:"detail"`
+		DetailOmitted bool            `json:"detailOmitted,omitempty"` // longer than ListFieldLimit
 	}
 	out := make([]eventJSON, len(es))
 	for i, e := range es {
-		out[i] = eventJSON{At: *formatTime(&e.At), Kind: e.Kind, Detail: rawJSON(e.Detail)}
+		out[i] = eventJSON{At: *formatTime(&e.At), Kind: e.Kind, Detail: rawJSON(e.Detail), DetailOmitted: e.DetailOmitted}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }

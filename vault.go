@@ -48,6 +48,9 @@ func (a *App) createToken(w http.ResponseWriter, r *http.Request) error {
 	if strings.ContainsAny(*req.Value, "\r\n\x00") {
 		return badRequest("value may not contain line breaks or NUL (it is sent as a header value)")
 	}
+	if i := controlByte(*req.Value); i >= 0 {
+		return badRequest("value holds the control character 0x%02x; it is sent as a header value, where only tab and printable characters can go", (*req.Value)[i])
+	}
 	v := &store.VaultToken{ID: vault.NewTokenID(), TeamID: teamOf(r), Name: strings.TrimSpace(*req.Name),
 		CreatedAt: time.Now().UnixMilli()}
 	v.Sealed = a.vault.Seal([]byte(*req.Value), v.ID)

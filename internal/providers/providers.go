@@ -15,10 +15,10 @@
 //  2. GET it with header "Accept: application/json" (Stability answers with
 //     raw video bytes otherwise), plus, when ForwardAuth is set, the task's
 //     own headers named in AuthHeaderNames() (case-insensitive; vault
-//     "tok_…" values resolved at send time). Every built-in template polls
-//     the host its start request went to; forwarding credentials only to
-//     that host is a cheap extra guard against a start response that names
-//     another one.
+//     "tok_…" values resolved at send time), but only to a URL with the
+//     start request's origin: every built-in template polls the host its
+//     start request went to, and a start response must not be able to send
+//     the credentials to another one.
 //  3. On a network error or a 5xx, keep polling (treating 429 the same is
 //     recommended: it is a rate limit, not an answer). On a 4xx, fail the
 //     task with the response as its error. Any 2xx, 202 included, is a poll

@@ -307,3 +307,21 @@ func absoluteHTTP(s string) bool {
 	scheme := strings.ToLower(u.Scheme)
 	return (scheme == "http" || scheme == "https") && u.Host != "" && u.Opaque == ""
 }
+
+// LiteralOrigin returns "scheme://host[:port]" of a template whose host is written out in
+// full, so it can be checked when the task is created; ok is false when a placeholder
+// makes up or follows the host (only the expanded URL can be checked then).
+func LiteralOrigin(tmpl string) (origin string, ok bool) {
+	scheme, rest, found := strings.Cut(tmpl, "://")
+	if !found || strings.ContainsAny(scheme, "{}") {
+		return "", false
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if end == 0 || strings.ContainsAny(rest[:end], "{}") {
+		return "", false
+	}
+	return scheme + "://" + rest[:end], true
+}

@@ -206,3 +206,26 @@ func TestPathEscapingCannotAddSegments(t *testing.T) {
 		}
 	}
 }
+
+func TestLiteralOrigin(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		tmpl, want string
+		ok         bool
+	}{
+		{"https://api.x.test/v1/{startResult.body.id}", "https://api.x.test", true},
+		{"http://127.0.0.1:8080?id={startResult.body.id}", "http://127.0.0.1:8080", true},
+		{"http://[::1]#{startResult.body.id}", "http://[::1]", true},
+		{"https://api.x.test", "https://api.x.test", true},
+		{"{startResult.body.urls.get}", "", false},
+		{"https://{startResult.body.host}/x", "", false},
+		{"https://api.x.test{startResult.body.id}", "", false},
+		{"{startResult.body.scheme}://x.test/", "", false},
+		{"no-scheme/x", "", false},
+	} {
+		got, ok := LiteralOrigin(c.tmpl)
+		if got != c.want || ok != c.ok {
+			t.Errorf("LiteralOrigin(%q) = %q, %v; want %q, %v", c.tmpl, got, ok, c.want, c.ok)
+		}
+	}
+}

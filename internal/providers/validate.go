@@ -126,6 +126,9 @@ func checkURLTemplate(tmpl string) error {
 	if err != nil {
 		return fmt.Errorf("is invalid: %v", err)
 	}
+	if hostThenPlaceholder(parts) {
+		return errors.New("must end its host with \"/\" before a placeholder, so a value cannot change the host")
+	}
 	var sample strings.Builder
 	for i, p := range parts {
 		switch {
@@ -144,4 +147,24 @@ func checkURLTemplate(tmpl string) error {
 		return errors.New("must be an absolute http(s) URL")
 	}
 	return nil
+}
+
+// hostThenPlaceholder reports a template whose authority is a written host followed by a
+// placeholder, as in "https://api.example.com{…}": a value such as "@evil.example" would
+// choose another host. A placeholder inside the host ("https://{region}.example.com/")
+// or making up all of it is what its author meant.
+func hostThenPlaceholder(parts []part) bool {
+	if len(parts) < 2 || parts[0].kind != literal {
+		return false
+	}
+	_, host, ok := strings.Cut(parts[0].text, "://")
+	if !ok || host == "" || strings.ContainsAny(host, "/?#") {
+		return false
+	}
+	for _, p := range parts[1:] {
+		if p.kind == literal { // written text after the placeholder: does the host go on?
+			return strings.IndexAny(p.text, "/?#") == 0
+		}
+	}
+	return true
 }

@@ -30,6 +30,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"leading header placeholder", func(p *PollConfig) { p.URLTemplate = "{startResult.headers.Location}" }},
 		{"http", func(p *PollConfig) { p.URLTemplate = "http://10.0.0.1:8080/jobs/{startResult.body.id}" }},
 		{"no placeholder", func(p *PollConfig) { p.URLTemplate = "https://api.example.com/status" }},
+		{"placeholder inside the host", func(p *PollConfig) { p.URLTemplate = "https://api.{startResult.body.region}.example.com/x" }},
+		{"placeholder as the host", func(p *PollConfig) { p.URLTemplate = "https://{startResult.body.host}/x" }},
 		{"placeholder in host", func(p *PollConfig) { p.URLTemplate = "https://{startResult.body.region}.example.com/x" }},
 		{"all optional fields", func(p *PollConfig) {
 			p.FailValues = []string{"failed", "canceled"}
@@ -75,6 +77,10 @@ func TestValidateErrors(t *testing.T) {
 		{"unclosed", func(p *PollConfig) { p.URLTemplate = "https://x.test/{startResult.body.id" },
 			`pollConfig.urlTemplate is invalid: unclosed placeholder "{startResult.body.id"`},
 		{"too long", func(p *PollConfig) { p.URLTemplate = "https://x.test/" + strings.Repeat("a", 5000) }, "pollConfig.urlTemplate is longer than 4096 characters"},
+		{"placeholder right after the host", func(p *PollConfig) { p.URLTemplate = "https://api.x.test{startResult.body.id}" },
+			`pollConfig.urlTemplate must end its host with "/" before a placeholder, so a value cannot change the host`},
+		{"placeholder right after the port", func(p *PollConfig) { p.ResultURLTemplate = "https://api.x.test:8443{startResult.body.id}/r" },
+			`pollConfig.resultUrlTemplate must end its host with "/" before a placeholder, so a value cannot change the host`},
 		{"interval 0", func(p *PollConfig) { p.Interval = 0 }, "pollConfig.interval must be between 1 and 3600 seconds"},
 		{"interval 0.5", func(p *PollConfig) { p.Interval = 0.5 }, "pollConfig.interval must be between 1 and 3600 seconds"},
 		{"interval 3601", func(p *PollConfig) { p.Interval = 3601 }, "pollConfig.interval must be between 1 and 3600 seconds"},

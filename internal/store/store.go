@@ -51,6 +51,10 @@ type Options struct {
 type Store struct {
 	W *sqlx.DB // the single writer connection; used only by the write loop
 	R *sqlx.DB // read-only pool
+	// list reads pages of tasks (List) through a small cache of its own: a page of big
+	// tasks walks every overflow page of their large columns, and through R's caches that
+	// would cost up to their full size per connection, and evict the hot pages.
+	list *sqlx.DB
 
 	opts  Options
 	reqs  chan *writeReq
@@ -107,7 +111,7 @@ func (r *writeReq) answer(err error) {
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("store: closed")
 
-func dsn(path string, readOnly bool) string {
+func dsn(path string, readOnly bool, cacheKiB int) string {
 	q := url.Values{}
 	// busy_timeout first so the connection waits instead of failing while WAL is switched on.
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", DefaultBusyTimeout.Milliseconds()))
@@ -117,7 +121,7 @@ func dsn(path string, readOnly bool) string {
 	q.Add("_pragma", "synchronous(normal)")
 	q.Add("_pragma", "foreign_keys(on)")
 	q.Add("_pragma", "temp_store(memory)")
-	q.Add("_pragma", "cache_size(-32000)")
+	q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheKiB))
 	q.Add("_pragma", "journal_size_limit(67108864)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
@@ -127,11 +131,24 @@ func dsn(path string, readOnly bool) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// writerCacheKiB is the page cache of the writer connection; readers keep cache_size(-32000).
-const writerCacheKiB = 8000
+// Page caches: the writer connection's, each reader's, and each list reader's (Store.list).
+const (
+	writerCacheKiB = 8000
+	readerCacheKiB = 32000
+	listCacheKiB   = 1000
+	listReaders    = 2
+)
 
 // Open opens (creating if needed) the database at path and starts the write loop.
 func Open(path string, o Options) (*Store, error) {
+	s, err := open(path, o)
+	if err != nil {
+		return nil, Explain(path, err)
+	}
+	return s, nil
+}
+
+func open(path string, o Options) (*Store, error) {
 	o.Sync = strings.ToLower(cmp.Or(o.Sync, "full"))
 	if o.Sync != "full" && o.Sync != "normal" {
 		return nil, fmt.Errorf("sync must be full or normal, not %q", o.Sync)
@@ -139,7 +156,7 @@ func Open(path string, o Options) (*Store, error) {
 	o.Readers = cmp.Or(o.Readers, DefaultReaders)
 	o.MaxBatch = cmp.Or(o.MaxBatch, DefaultMaxBatch)
 
-	w, err := sqlx.Open("sqlite", dsn(path, false))
+	w, err := sqlx.Open("sqlite", dsn(path, false, readerCacheKiB))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -173,15 +190,23 @@ func Open(path string, o Options) (*Store, error) {
 		return nil, err
 	}
 
-	r, err := sqlx.Open("sqlite", dsn(path, true))
+	r, err := sqlx.Open("sqlite", dsn(path, true, readerCacheKiB))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	r.SetMaxOpenConns(o.Readers)
 	r.SetMaxIdleConns(o.Readers)
+	lr, err := sqlx.Open("sqlite", dsn(path, true, listCacheKiB))
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	lr.SetMaxOpenConns(listReaders)
+	lr.SetMaxIdleConns(listReaders)
 
-	s := &Store{W: w, R: r, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{}),
+	s := &Store{W: w, R: r, list: lr, opts: o, reqs: make(chan *writeReq, 4096), done: make(chan struct{}),
 		syncWAL: o.Sync == "full", walPath: path + "-wal",
 		wStmts: map[string]preparedStmt{}, rStmts: map[string]*sqlx.Stmt{}}
 	if err := s.syncWALFile(); err != nil { // the schema just applied
@@ -269,7 +294,7 @@ func (s *Store) closeHandles() error {
 	if s.wc != nil {
 		err = s.wc.Close()
 	}
-	err = errors.Join(err, s.R.Close(), s.W.Close())
+	err = errors.Join(err, s.R.Close(), s.list.Close(), s.W.Close())
 	if s.wal != nil {
 		s.wal.Close()
 	}

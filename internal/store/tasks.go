@@ -300,10 +300,44 @@ type ListFilter struct {
 	CreatedBefore int64
 	TargetHost    string
 	Limit, Offset int
+	// MaxField, when above 0, bounds what a page holds: a large column (headers, body,
+	// results, progress, signals, error) longer than this many bytes is read as empty
+	// ('{}' for headers, null for the rest) and named in ListedTask.Omitted.
+	MaxField int
+}
+
+// ListedTask is a task of a page, with the columns its page left out.
+type ListedTask struct {
+	Task
+	Omitted string `db:"omitted"` // comma-separated column names, "" when none
+}
+
+// largeColumns are the columns a page may leave out, with what stands in for them.
+var largeColumns = []struct{ name, empty string }{
+	{"headers", "'{}'"}, {"body", "null"}, {"start_result", "null"}, {"result", "null"},
+	{"error", "null"}, {"progress", "null"}, {"buffered_signal", "null"}, {"signal", "null"},
+	{"poll_config", "null"}, {"on_complete", "null"},
+}
+
+// listCols is taskCols with each large column replaced by its stand-in when longer than
+// max bytes, and an "omitted" column naming those. octet_length reads a value's size from
+// its record header, so a left-out value is never loaded.
+func listCols(max int) string {
+	cols := make([]string, len(taskColumns))
+	for i, c := range taskColumns {
+		cols[i] = c.name
+	}
+	var omitted []string
+	for _, c := range largeColumns {
+		i := slices.Index(cols, c.name)
+		cols[i] = fmt.Sprintf("(case when octet_length(%[1]s) > %[2]d then %[3]s else %[1]s end) as %[1]s", c.name, max, c.empty)
+		omitted = append(omitted, fmt.Sprintf("iif(octet_length(%s) > %d, '%s,', '')", c.name, max, c.name))
+	}
+	return strings.Join(cols, ", ") + ", rtrim(" + strings.Join(omitted, " || ") + ", ',') as omitted"
 }
 
 // List returns one page of a team's tasks, newest first, and the total that match.
-func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
+func (s *Store) List(ctx context.Context, f ListFilter) ([]ListedTask, int, error) {
 	where := []string{"team_id = ?"}
 	args := []any{f.TeamID}
 	if len(f.Statuses) > 0 {
@@ -337,9 +371,13 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
 	} else if err := s.get(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("count tasks: %w", err)
 	}
-	var tasks []Task
-	q := `select ` + taskCols + ` from tasks where ` + cond + ` order by id desc limit ? offset ?`
-	if err := s.sel(ctx, &tasks, q, append(args, f.Limit, f.Offset)...); err != nil {
+	var tasks []ListedTask
+	cols := taskCols + `, '' as omitted`
+	if f.MaxField > 0 {
+		cols = listCols(f.MaxField)
+	}
+	q := `select ` + cols + ` from tasks where ` + cond + ` order by id desc limit ? offset ?`
+	if err := s.list.SelectContext(ctx, &tasks, q, append(args, f.Limit, f.Offset)...); err != nil {
 		return nil, 0, fmt.Errorf("list tasks: %w", err)
 	}
 	return tasks, total, nil

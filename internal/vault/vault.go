@@ -119,6 +119,10 @@ func LoadOrCreateKeyFile(path string) (key []byte, created bool, err error) {
 	return key, created, nil
 }
 
+// ReadKeyFile reads an existing key file, refusing one that group or others can read; the
+// error wraps os.ErrNotExist when there is none.
+func ReadKeyFile(path string) ([]byte, error) { return readKeyFile(path) }
+
 func readKeyFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
