@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -60,6 +61,51 @@ type admin struct {
 	pages      map[string]*template.Template
 	static     map[string]staticFile
 	loginLimit *iplimit.Limiter
+	reveals    reveals
+}
+
+// reveals holds secrets made by a POST (a new API key, a retried task's signal token) for
+// the page the POST redirects to, which shows each once (post/redirect/get: reloading that
+// page neither repeats the action nor shows the secret again). They stay in memory only,
+// for a few minutes, under the session that made them.
+type reveals struct {
+	mu sync.Mutex
+	m  map[string]reveal // by session id hash and what it is for ("key", "token:<task id>")
+}
+
+type reveal struct {
+	value, name string
+	until       time.Time
+}
+
+const revealTTL = 5 * time.Minute
+
+func (rv *reveals) put(sess *session, what, value, name string) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	now := time.Now()
+	if rv.m == nil {
+		rv.m = map[string]reveal{}
+	}
+	for k, v := range rv.m {
+		if now.After(v.until) {
+			delete(rv.m, k)
+		}
+	}
+	rv.m[string(sess.IDHash)+"\x00"+what] = reveal{value, name, now.Add(revealTTL)}
+}
+
+// take returns and forgets what the session's last POST left to show.
+func (rv *reveals) take(sess *session, what string) (value, name string) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	k := string(sess.IDHash) + "\x00" + what
+	v, ok := rv.m[k]
+	delete(rv.m, k)
+	if !ok || time.Now().After(v.until) {
+		return "", ""
+	}
+	return v.value, v.name
 }
 
 type staticFile struct {
@@ -776,7 +822,12 @@ func parseTaskID(s string) (string, error) {
 }
 
 func (s *admin) taskDetail(w http.ResponseWriter, r *http.Request, sess *session) error {
-	return s.showTask(w, r, sess, http.StatusOK, doneMessages[r.URL.Query().Get("done")], "", "")
+	done := r.URL.Query().Get("done")
+	var token string
+	if done == "retry" {
+		token, _ = s.reveals.take(sess, "token:"+r.PathValue("id"))
+	}
+	return s.showTask(w, r, sess, http.StatusOK, doneMessages[done], "", token)
 }
 
 func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, token string) error {
@@ -1062,8 +1113,7 @@ func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session
 	var token string
 	json.Unmarshal(out["signalToken"], &token)
 	if token != "" {
-		// Shown once, like the API does: render it now rather than redirect.
-		return s.showTask(w, r, sess, http.StatusOK, doneMessages[action], "", token)
+		s.reveals.put(sess, "token:"+id, token, "") // shown once, like the API does
 	}
 	done := action
 	var buffered bool
@@ -1125,7 +1175,12 @@ type keysView struct {
 }
 
 func (s *admin) keysPage(w http.ResponseWriter, r *http.Request, sess *session) error {
-	return s.showKeys(w, r, sess, http.StatusOK, doneMessages[r.URL.Query().Get("done")], "", "", "")
+	done := r.URL.Query().Get("done")
+	var newKey, name string
+	if done == "created" {
+		newKey, name = s.reveals.take(sess, "key")
+	}
+	return s.showKeys(w, r, sess, http.StatusOK, doneMessages[done], "", newKey, name)
 }
 
 func (s *admin) showKeys(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, newKey, newKeyName string) error {
@@ -1148,7 +1203,7 @@ func (s *admin) showKeys(w http.ResponseWriter, r *http.Request, sess *session, 
 	return nil
 }
 
-// createKey is POST /keys: a new key of the team, shown on this answer only.
+// createKey is POST /keys: a new key of the team, shown once on the page it redirects to.
 func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if len(name) > 100 {
@@ -1164,7 +1219,9 @@ func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session)
 		return err
 	}
 	s.a.log.Info("admin: API key created", "team", sess.TeamID, "by", sess.KeyPrefix)
-	return s.showKeys(w, r, sess, http.StatusOK, doneMessages["created"], "", raw, name)
+	s.reveals.put(sess, "key", raw, name)
+	http.Redirect(w, r, "/keys?done=created", http.StatusSeeOther)
+	return nil
 }
 
 // revokeKey is POST /keys/{id}/revoke. Revoking the key this session logged in with ends it.
@@ -1268,15 +1325,22 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 	q := r.URL.Query()
 	var watches []<-chan struct{}
 	if ws := q.Get("watch"); ws != "" {
+		var ids []string
 		for i, v := range strings.Split(ws, ",") {
 			if i == 2*AdminPageSize {
 				break
 			}
-			id, err := uuid.Parse(v)
-			if err != nil {
-				continue
+			if id, err := uuid.Parse(v); err == nil {
+				ids = append(ids, id.String())
 			}
-			ch, stop := s.a.hub.watch(id.String())
+		}
+		// Only the team's own tasks: another team's would tell when its tasks change.
+		ids, err := s.a.store.TeamTaskIDs(r.Context(), sess.TeamID, ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			ch, stop := s.a.hub.watch(id)
 			defer stop()
 			watches = append(watches, ch)
 		}

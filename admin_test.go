@@ -648,10 +648,18 @@ func TestAdminActions(t *testing.T) {
 	if r := e.do("POST", "/tasks/"+d.ID+"/cancel", url.Values{}); r.status != http.StatusConflict {
 		t.Fatalf("cancel a cancelled task: %d", r.status)
 	}
-	// Retry of a waitForSignal task shows its new signal token once.
+	// Retry of a waitForSignal task redirects to the task, which shows its new signal
+	// token once.
 	r = e.do("POST", "/tasks/"+w2.ID+"/retry", url.Values{})
-	if r.status != http.StatusOK || !regexp.MustCompile(`id="signal-token">[0-9a-f]{64}<`).MatchString(r.body) {
-		t.Fatalf("retry: %d, no new token shown", r.status)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/tasks/"+w2.ID+"?done=retry" {
+		t.Fatalf("retry: %d %s", r.status, r.header.Get("Location"))
+	}
+	tokenRE := regexp.MustCompile(`id="signal-token">[0-9a-f]{64}<`)
+	if page := e.do("GET", r.header.Get("Location"), nil); !tokenRE.MatchString(page.body) {
+		t.Fatal("retry: no new token shown")
+	}
+	if page := e.do("GET", r.header.Get("Location"), nil); tokenRE.MatchString(page.body) {
+		t.Fatal("retry: the new token is shown again on reload")
 	}
 	if got := e.task(w2.ID); got.Status != store.StatusPending {
 		t.Fatalf("after retry: %s", got.Status)
@@ -811,14 +819,45 @@ func TestAdminKeysAndSecret(t *testing.T) {
 	t.Parallel()
 	e := setupAdmin(t)
 	e.login("")
+	nkeys := func() int {
+		ks, _ := e.a.store.APIKeys(context.Background(), e.teamID)
+		return len(ks)
+	}
+	keysBefore := nkeys()
+	// Post/redirect/get: the POST answers with a redirect, so a reload repeats nothing;
+	// the page it leads to shows the key once (issue 18, item 8).
 	r := e.do("POST", "/keys", url.Values{"name": {"<b>ci</b>"}})
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/keys?done=created" {
+		t.Fatalf("create key: %d %s, want a redirect to /keys?done=created", r.status, r.header.Get("Location"))
+	}
+	if strings.Contains(r.body, "async_") {
+		t.Fatal("the POST's answer shows the key")
+	}
+	r = e.do("GET", "/keys?done=created", nil)
 	m := regexp.MustCompile(`id="new-key">(async_[0-9A-Za-z]{49})<`).FindStringSubmatch(r.body)
 	if r.status != http.StatusOK || m == nil || !strings.Contains(r.body, "&lt;b&gt;ci&lt;/b&gt;") {
-		t.Fatalf("create key: %d, key shown: %v", r.status, m != nil)
+		t.Fatalf("after creating a key: %d, key shown: %v", r.status, m != nil)
 	}
 	newKey := m[1]
+	if nkeys() != keysBefore+1 {
+		t.Fatalf("%d keys after creating one, want %d", nkeys(), keysBefore+1)
+	}
+	// Reloading the page shows the key no more and creates none.
+	if page := e.do("GET", "/keys?done=created", nil); strings.Contains(page.body, newKey) || !strings.Contains(page.body, "API key created") {
+		t.Fatal("the new key is shown again on reload")
+	}
 	if page := e.do("GET", "/keys", nil); strings.Contains(page.body, newKey) {
 		t.Fatal("the new key is shown again")
+	}
+	if nkeys() != keysBefore+1 {
+		t.Fatal("reloading created another key")
+	}
+	// Another session of the team does not see it.
+	other := &adminEnv{t: t, a: e.a, srv: e.srv, key: e.key}
+	other.login("")
+	e.do("POST", "/keys", url.Values{"name": {"second"}})
+	if page := other.do("GET", "/keys?done=created", nil); strings.Contains(page.body, `id="new-key"`) {
+		t.Fatal("another session sees the new key")
 	}
 	if _, err := e.a.keyTeam(context.Background(), keys.Hash(newKey)); err != nil {
 		t.Fatalf("new key does not work: %v", err)
@@ -1199,5 +1238,80 @@ func TestAdminStorageErrors(t *testing.T) {
 		if w.Code != c.status || !strings.Contains(w.Body.String(), c.says) {
 			t.Errorf("%v: %d, want %d saying %q", c.err, w.Code, c.status, c.says)
 		}
+	}
+}
+
+// sseStream reads an admin event stream line by line in the background.
+type sseStream struct {
+	status int
+	events chan string // "change", "logout"; closed when the stream ends
+	close  func()
+}
+
+// openEvents opens GET /events?query with the session's cookie.
+func (e *adminEnv) openEvents(query string) *sseStream {
+	e.t.Helper()
+	req, _ := http.NewRequest("GET", e.srv.URL+"/events?"+query, nil)
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: e.cookie})
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st := &sseStream{status: res.StatusCode, events: make(chan string, 16), close: func() { res.Body.Close() }}
+	e.t.Cleanup(st.close)
+	go func() {
+		defer close(st.events)
+		rd := bufio.NewReader(res.Body)
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if ev, ok := strings.CutPrefix(line, "event: "); ok {
+				st.events <- strings.TrimSpace(ev)
+			}
+		}
+	}()
+	return st
+}
+
+// next returns the next event within d, "" when none came ("end" when the stream ended).
+func (st *sseStream) next(d time.Duration) string {
+	select {
+	case ev, ok := <-st.events:
+		if !ok {
+			return "end"
+		}
+		return ev
+	case <-time.After(d):
+		return ""
+	}
+}
+
+// TestAdminEventsTeamScope: a stream watching another team's task id hears nothing when
+// that task changes (issue 18, item 3).
+func TestAdminEventsTeamScope(t *testing.T) {
+	t.Parallel()
+	e := setupAdmin(t)
+	e.login("")
+	otherTeam, otherKey := e.newTeam("other")
+	theirs := e.insertTask(otherTeam, nil)
+	mine := e.insertTask(e.teamID, nil)
+
+	st := e.openEvents(url.Values{"watch": {theirs.ID + "," + mine.ID}}.Encode())
+	if st.status != http.StatusOK {
+		t.Fatalf("events: %d", st.status)
+	}
+	b := &adminEnv{t: t, a: e.a, srv: e.srv}
+	b.login(otherKey)
+	if r := b.do("POST", "/tasks/"+theirs.ID+"/cancel", url.Values{}); r.status != http.StatusSeeOther {
+		t.Fatalf("cancel their task: %d", r.status)
+	}
+	if ev := st.next(1500 * time.Millisecond); ev != "" {
+		t.Fatalf("another team's task changed and this stream said %q", ev)
+	}
+	e.do("POST", "/tasks/"+mine.ID+"/cancel", url.Values{})
+	if ev := st.next(3 * time.Second); ev != "change" {
+		t.Fatalf("own watched task changed: got %q, want change", ev)
 	}
 }

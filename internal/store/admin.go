@@ -166,6 +166,24 @@ func (s *Store) NewestTaskID(ctx context.Context, teamID string) (string, error)
 	return ids[0], nil
 }
 
+// TeamTaskIDs returns those of ids that are tasks of teamID (ids must be canonical UUIDs).
+func (s *Store) TeamTaskIDs(ctx context.Context, teamID string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, teamID)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	q := `select id from tasks where team_id = ? and id in (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+	var out []string
+	if err := s.R.SelectContext(ctx, &out, q, args...); err != nil {
+		return nil, fmt.Errorf("check task ids: %w", err)
+	}
+	return out, nil
+}
+
 // MinuteStat counts the tasks created and finished in one minute.
 type MinuteStat struct {
 	Created, Completed, Failed int
