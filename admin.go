@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -46,6 +47,9 @@ const (
 	LoginAttemptsPerMinute = 10
 	// AdminPageSize is the number of tasks on one page of the task list.
 	AdminPageSize = 50
+	// AdminStreamsPerTeam is how many live-update streams (open admin pages) one team may
+	// have at once; more are refused with 429 until one closes.
+	AdminStreamsPerTeam = 64
 
 	sessionCookie = "asyncqueue_session"
 	maxSearch     = 500
@@ -62,6 +66,58 @@ type admin struct {
 	static     map[string]staticFile
 	loginLimit *iplimit.Limiter
 	reveals    reveals
+	// sessionsEnded fires when a key is revoked or a session logs out here: open streams
+	// check their session at once rather than at their next periodic check.
+	sessionsEnded broadcast
+
+	streamMu sync.Mutex
+	streams  map[string]int // open event streams by team
+}
+
+// broadcast wakes every waiter each time it fires.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}
+
+// openStream counts a stream of team against AdminStreamsPerTeam; false when it is full.
+func (s *admin) openStream(team string) bool {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.streams[team] >= AdminStreamsPerTeam {
+		return false
+	}
+	if s.streams == nil {
+		s.streams = map[string]int{}
+	}
+	s.streams[team]++
+	return true
+}
+
+func (s *admin) closeStream(team string) {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.streams[team]--; s.streams[team] <= 0 {
+		delete(s.streams, team)
+	}
 }
 
 // reveals holds secrets made by a POST (a new API key, a retried task's signal token) for
@@ -429,6 +485,7 @@ func (s *admin) logout(w http.ResponseWriter, r *http.Request, sess *session) er
 	}); err != nil {
 		return err
 	}
+	s.sessionsEnded.fire()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secure(r)})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -534,7 +591,8 @@ type chart struct {
 	Max           int
 	Created       int
 	Completed     int
-	Failed        int
+	Failed        int // failed or timed out
+	TimedOut      int
 	Label         string
 }
 
@@ -551,13 +609,14 @@ type tick struct {
 
 func buildChart(per map[int64]*store.MinuteStat, nowMin int64) chart {
 	const slots, slotW, plotH, top = 60, 10.0, 100.0, 4.0
-	c := chart{Width: slots * slotW, Height: int(plotH + top + 16)}
+	c := chart{Width: slots * slotW, Height: int(plotH + top + 30)}
 	for m := nowMin - slots + 1; m <= nowMin; m++ {
 		if st := per[m]; st != nil {
 			c.Max = max(c.Max, st.Created, st.Completed, st.Failed)
 			c.Created += st.Created
 			c.Completed += st.Completed
 			c.Failed += st.Failed
+			c.TimedOut += st.TimedOut
 		}
 	}
 	scale := 1.0
@@ -574,20 +633,21 @@ func buildChart(per map[int64]*store.MinuteStat, nowMin int64) chart {
 		for j, v := range []struct {
 			n     int
 			class string
-		}{{st.Created, "created"}, {st.Completed, "completed"}, {st.Failed, "failed"}} {
+		}{{st.Created, "created"}, {st.Completed, "completed"}, {st.Failed, "failed or timed out"}} {
 			if v.n == 0 {
 				continue
 			}
 			h := math.Max(float64(v.n)*scale, 1)
 			c.Bars = append(c.Bars, bar{X: float64(i)*slotW + 0.5 + float64(j)*3, Y: round2(top + plotH - h), W: 3, H: round2(h),
-				Class: "bar-" + v.class, Title: fmt.Sprintf("%s UTC: %d %s", at, v.n, v.class)})
+				Class: "bar-" + strings.Fields(v.class)[0], Title: fmt.Sprintf("%s UTC: %d %s", at, v.n, v.class)})
 		}
 	}
 	for _, back := range []int{60, 45, 30, 15} {
 		c.Ticks = append(c.Ticks, tick{X: float64(slots-back) * slotW, Label: fmt.Sprintf("−%d min", back)})
 	}
 	c.Ticks = append(c.Ticks, tick{X: slots*slotW - 1, Label: "now"})
-	c.Label = fmt.Sprintf("Tasks per minute over the last hour: %d created, %d completed, %d failed", c.Created, c.Completed, c.Failed)
+	c.Label = fmt.Sprintf("Tasks per minute over the last hour: %d created, %d completed, %d failed or timed out (%d timed out)",
+		c.Created, c.Completed, c.Failed, c.TimedOut)
 	return c
 }
 
@@ -692,6 +752,10 @@ func (s *admin) taskList(w http.ResponseWriter, r *http.Request, sess *session) 
 	if len(ids) > 0 {
 		live.Set("watch", strings.Join(ids, ","))
 	}
+	if lv.First && (lv.Status != "" || lv.Q != "") {
+		// A task can move into the filter at any time: follow the counts it would change.
+		live.Set("counts", cmp.Or(lv.Status, "all"))
+	}
 	if lv.First {
 		newest, err := s.a.store.NewestTaskID(r.Context(), sess.TeamID)
 		if err != nil {
@@ -758,14 +822,26 @@ func (s *admin) vaultNames(ctx context.Context, teamID, headers string) (map[str
 }
 
 type signalView struct {
-	Events           []eventView // signals, heartbeats and callbacks received, oldest first
-	Used             string
-	Buffered         string
-	Progress         string
-	LastHeartbeatAt  *int64
-	HeartbeatTimeout string
-	WaitingSince     *int64
-	ExpiresAt        *int64
+	Events            []eventView // signals, heartbeats and callbacks received, oldest first
+	Used              string
+	Buffered          string
+	Progress          string
+	LastHeartbeatAt   *int64
+	HeartbeatTimeout  string
+	WaitingSince      *int64
+	ExpiresAt         *int64
+	Waiting           bool   // the deadlines apply only while the task waits
+	HeartbeatDeadline *int64 // last heartbeat (or the start of the wait) + heartbeat timeout
+}
+
+// inFlightView is the call of a processing task that has not ended yet.
+type inFlightView struct {
+	N         int   // its number
+	Prev      int   // the call before it, when Since is only a lower bound
+	Since     int64 // its start, or (Exact false) the end of the call before it
+	Exact     bool
+	For       string // how long it has run
+	TimeoutAt int64  // when its timeout ends it (at the latest, when not Exact)
 }
 
 type eventView struct {
@@ -797,6 +873,8 @@ type taskView struct {
 	CanRetry    bool
 	CanSignal   bool
 	SignalToken string // a new token after a retry, shown this once
+	ResultText  string // what was typed into Approve, when it was not JSON
+	InFlight    *inFlightView
 }
 
 // doneMessages are the notices after an action (by ?done=), fixed texts so nothing is reflected.
@@ -831,6 +909,11 @@ func (s *admin) taskDetail(w http.ResponseWriter, r *http.Request, sess *session
 }
 
 func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, token string) error {
+	return s.showTaskTyped(w, r, sess, status, flash, errMsg, token, "")
+}
+
+// showTaskTyped is showTask with typed, the Approve box's text, put back after an error.
+func (s *admin) showTaskTyped(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, token, typed string) error {
 	id, err := parseTaskID(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -864,7 +947,7 @@ func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, 
 			tv.Signal.Events = append(tv.Signal.Events, ev)
 		}
 	}
-	tv.SignalToken = token
+	tv.SignalToken, tv.ResultText = token, typed
 	live := url.Values{"watch": {t.ID}}
 	s.render(w, r, status, "task", &view{Title: "Task " + t.ID, Nav: "tasks", Sess: sess, Flash: flash, Err: errMsg,
 		Live: "/events?" + live.Encode(), Data: tv})
@@ -894,7 +977,11 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	add("Priority", strconv.Itoa(t.Priority), false)
 	add("Timeout", fmtDurMS(t.TimeoutMS), false)
 	add("Retries", fmt.Sprintf("%d of %d (%s backoff)", t.RetryCount, t.MaxRetries, t.RetryBackoff), false)
-	add("Calls made", strconv.Itoa(t.Attempts), false)
+	calls := strconv.Itoa(t.Attempts)
+	if t.Status == store.StatusProcessing {
+		calls += " (the last one is in flight)"
+	}
+	add("Calls made", calls, false)
 	add("Delay until", fmtMSp(t.DelayUntil), false)
 	if t.WaitForSignal {
 		add("Waits for a signal", "yes, up to "+fmtDurMS(t.MaxWaitMS), false)
@@ -908,9 +995,13 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	add("Created", fmtMS(t.CreatedAt), false)
 	add("Started", fmtMSp(t.StartedAt), false)
 	add("Waiting since", fmtMSp(t.WaitingSince), false)
-	add("Expires", fmtMSp(t.ExpiresAt), false)
+	if t.Status == store.StatusWaiting || t.Status == store.StatusPolling {
+		add("Expires", fmtMSp(t.ExpiresAt), false)
+	}
 	add("Finished", fmtMSp(t.CompletedAt), false)
-	add("Next timer", fmtMSp(t.DueAt), false)
+	if label := nextTimerLabel(t); label != "" {
+		add(label, fmtMSp(t.DueAt)+" ("+agop(t.DueAt)+")", false)
+	}
 	add("Error", deref(t.Error), false)
 	add("Team", j.TeamID, true)
 	var all map[string]json.RawMessage
@@ -941,6 +1032,7 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		tv.Attempts = append(tv.Attempts, attemptView{N: a.Attempt, StartedAt: a.StartedAt, DurationMS: a.DurationMS,
 			StatusCode: a.StatusCode, Error: a.Error, Ok: a.Error == nil && a.StatusCode != nil && *a.StatusCode < 500})
 	}
+	tv.InFlight = inFlight(t, as, store.NowMS())
 	if t.StartResult != nil {
 		tv.StartResult = buildResult(*t.StartResult, true)
 	}
@@ -949,7 +1041,14 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		tv.Result = buildResult(*t.Result, t.Signal == nil)
 	}
 	if t.WaitForSignal {
-		sv := &signalView{LastHeartbeatAt: t.LastHeartbeatAt, WaitingSince: t.WaitingSince, ExpiresAt: t.ExpiresAt}
+		sv := &signalView{LastHeartbeatAt: t.LastHeartbeatAt, WaitingSince: t.WaitingSince, ExpiresAt: t.ExpiresAt,
+			Waiting: t.Status == store.StatusWaiting}
+		if sv.Waiting && t.HeartbeatTimeoutMS != nil {
+			if from := cmp.Or(t.LastHeartbeatAt, t.WaitingSince); from != nil {
+				d := *from + *t.HeartbeatTimeoutMS
+				sv.HeartbeatDeadline = &d
+			}
+		}
 		if t.Signal != nil {
 			sv.Used, _ = prettyJSON(*t.Signal)
 		}
@@ -984,6 +1083,58 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	}
 	tv.CanSignal = t.Status == store.StatusWaiting
 	return tv
+}
+
+// nextTimerLabel names what the task's timer (DueAt) is for, "" when it has none.
+func nextTimerLabel(t *store.Task) string {
+	if t.DueAt == nil {
+		return ""
+	}
+	switch t.Status {
+	case store.StatusDelayed, store.StatusPending:
+		if t.Attempts > 0 {
+			return "Next try at"
+		}
+		return "Runs at"
+	case store.StatusWaiting:
+		if t.ExpiresAt != nil && *t.DueAt < *t.ExpiresAt {
+			return "Times out at (heartbeat deadline)"
+		}
+		return "Times out at (max wait)"
+	case store.StatusPolling:
+		return "Next poll at"
+	}
+	if t.OnCompleteURL != nil {
+		return "Next webhook attempt at"
+	}
+	return "Next timer"
+}
+
+// inFlight describes the running call of a processing task. The task records when its
+// first call started; a later call started at some point after the one before it ended.
+func inFlight(t *store.Task, as []store.Attempt, now int64) *inFlightView {
+	if t.Status != store.StatusProcessing || t.Attempts <= len(as) {
+		return nil
+	}
+	v := &inFlightView{N: t.Attempts}
+	switch {
+	case len(as) == 0 && t.StartedAt != nil:
+		v.Since, v.Exact = *t.StartedAt, true
+	case len(as) > 0:
+		last := as[len(as)-1]
+		v.Since, v.Prev = last.StartedAt+last.DurationMS, last.Attempt
+	default:
+		return nil
+	}
+	v.For = "under a second"
+	if d := now - v.Since; d >= 1000 {
+		v.For = fmtDurMS(d / 1000 * 1000)
+	}
+	v.TimeoutAt = v.Since + t.TimeoutMS
+	if !v.Exact {
+		v.TimeoutAt = now + t.TimeoutMS // it started at the latest now
+	}
+	return v
 }
 
 // sensitiveHeader reports whether a header's value is a credential, which the page never shows.
@@ -1082,7 +1233,7 @@ func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session
 		}{Status: store.StatusCompleted}
 		if res := strings.TrimSpace(r.PostFormValue("result")); res != "" {
 			if !json.Valid([]byte(res)) {
-				return s.showTask(w, r, sess, http.StatusBadRequest, "", "The result must be valid JSON, such as {\"approved\": true}.", "")
+				return s.showTaskTyped(w, r, sess, http.StatusBadRequest, "", "The result must be valid JSON, such as {\"approved\": true}.", "", r.PostFormValue("result"))
 			}
 			sig.Result = json.RawMessage(res)
 		}
@@ -1237,6 +1388,7 @@ func (s *admin) revokeKey(w http.ResponseWriter, r *http.Request, sess *session)
 		return err
 	}
 	s.a.forgetKeys()
+	s.sessionsEnded.fire() // pages open with this key end now
 	if !ok {
 		return s.showKeys(w, r, sess, http.StatusNotFound, "", "No such active key of this team.", "", "")
 	}
@@ -1320,8 +1472,21 @@ func (s *admin) deleteVaultToken(w http.ResponseWriter, r *http.Request, sess *s
 // opened it should refresh itself:
 //   - watch=id,id,…: one of these tasks changed (the hub, after every commit);
 //   - new=1&top=id: the team has a task newer than top (checked every second);
+//   - counts=status,…: the team's count of tasks in one of these statuses changed (a task
+//     moved into or out of a filtered list; "all": of any status);
 //   - every=N: at least every N seconds (for counts that any task can move).
+//
+// A team has at most AdminStreamsPerTeam streams at once. The stream says "logout" and
+// ends as soon as its session ends (logout, or its API key revoked).
 func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) error {
+	if !s.openStream(sess.TeamID) {
+		s.a.log.Warn("admin: too many live-update streams", "team", sess.TeamID, "limit", AdminStreamsPerTeam)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("Too many open admin pages for this team (at most %d live-update streams); close some.",
+			AdminStreamsPerTeam), http.StatusTooManyRequests)
+		return nil
+	}
+	defer s.closeStream(sess.TeamID)
 	q := r.URL.Query()
 	var watches []<-chan struct{}
 	if ws := q.Get("watch"); ws != "" {
@@ -1346,6 +1511,28 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 		}
 	}
 	checkNew, top := q.Get("new") == "1", q.Get("top")
+	var countOf []string // statuses whose counts to follow; "all" for every status
+	if c := q.Get("counts"); c != "" {
+		for _, st := range strings.Split(c, ",") {
+			if st == "all" || slices.Contains(allStatuses, st) {
+				countOf = append(countOf, st)
+			}
+		}
+	}
+	countsNow := func() string {
+		if len(countOf) == 0 {
+			return ""
+		}
+		c := s.a.store.StatusCounts(sess.TeamID) // in memory: no query
+		var b strings.Builder
+		for _, st := range allStatuses {
+			if countOf[0] == "all" || slices.Contains(countOf, st) {
+				fmt.Fprintf(&b, "%d,", c[st])
+			}
+		}
+		return b.String()
+	}
+	lastCounts := countsNow()
 	var every time.Duration
 	if n, err := strconv.Atoi(q.Get("every")); err == nil && n > 0 {
 		every = time.Duration(max(n, 2)) * time.Second
@@ -1371,13 +1558,23 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	start, lastSent, lastChange := time.Now(), time.Now(), time.Now()
+	ended := s.sessionsEnded.wait()
 	for i := 1; ; i++ {
+		checkSession := i%20 == 0 // every 10 s: a key revoked by another process
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-s.a.hub.done:
 			return nil
+		case <-ended:
+			ended, checkSession = s.sessionsEnded.wait(), true
 		case <-tick.C:
+		}
+		if checkSession {
+			if ss, err := s.session(r); err != nil || ss == nil {
+				send("event: logout\ndata: {}\n\n")
+				return nil
+			}
 		}
 		changed := false
 		for _, ch := range watches {
@@ -1396,14 +1593,11 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 				top, changed = newest, true
 			}
 		}
+		if c := countsNow(); c != lastCounts {
+			lastCounts, changed = c, true
+		}
 		if every > 0 && time.Since(lastChange) >= every {
 			changed = true
-		}
-		if i%120 == 0 { // once a minute: has the session ended (logout, key revoked)?
-			if ss, err := s.session(r); err != nil || ss == nil {
-				send("event: logout\ndata: {}\n\n")
-				return nil
-			}
 		}
 		var err error
 		switch {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +178,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	tg := target(t)
 	login(t, ctx, s.base, s.key)
 
-	do(t, ctx, chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("main#live table")))
+	do(t, ctx, chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("#live table")))
 	// A reload would drop this marker.
 	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
 	id, token := createTask(t, s, map[string]any{"targetUrl": tg.URL + "/start", "waitForSignal": true, "maxWaitTime": 600})
@@ -235,7 +236,25 @@ func TestBrowserApproveWaiting(t *testing.T) {
 	}
 	screenshot(t, ctx, "admin-task-waiting.png", true)
 
+	// Text that is not JSON: the error comes back with the text still in the box, at the
+	// task's own address (issue 18, item 10).
 	do(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#result"), `{"approved": tru`),
+		chromedp.Click(chromedp.CSS("#approve")),
+	)
+	waitJS(t, ctx, `document.querySelector('.flash.err') && document.querySelector('.flash.err').textContent.includes('valid JSON')`)
+	if got := evalString(t, ctx, `document.querySelector('#result').value`); got != `{"approved": tru` {
+		t.Fatalf("after bad JSON the box holds %q", got)
+	}
+	if got := evalString(t, ctx, `location.pathname`); got != "/tasks/"+id {
+		t.Fatalf("after bad JSON the address is %s", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // a live refresh would come now: the text must stay
+	if got := evalString(t, ctx, `document.querySelector('#result').value`); got != `{"approved": tru` {
+		t.Fatalf("a live refresh replaced the typed text with %q", got)
+	}
+	do(t, ctx,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#result').value = ''`),
 		chromedp.SendKeys(chromedp.CSS("#result"), `{"approved": true, "by": "browser test"}`),
 		chromedp.Click(chromedp.CSS("#approve")),
 	)
@@ -263,6 +282,13 @@ func TestBrowserApproveWaiting(t *testing.T) {
 		do(t, ctx, chromedp.Navigate(s.base+page), chromedp.WaitVisible(chromedp.CSS("h1")))
 		if w := evalString(t, ctx, `String(document.documentElement.scrollWidth)`); w != "390" {
 			t.Errorf("%s on a 390 px wide screen is %s px wide", page, w)
+		}
+		if page == "/" {
+			// The chart is scaled down to the screen; its labels must stay readable (item 13).
+			h := evalString(t, ctx, `String(Math.round(document.querySelector('.chart .tick').getBoundingClientRect().height))`)
+			if n, _ := strconv.Atoi(h); n < 10 {
+				t.Errorf("chart labels on a phone are %s px high, want at least 10", h)
+			}
 		}
 		if page == "/tasks" {
 			if bg := evalString(t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(18, 21, 28)" {
@@ -306,7 +332,13 @@ func TestBrowserCancelDelayed(t *testing.T) {
 	if got := evalString(t, ctx, `document.querySelector('#task-status').textContent`); got != "delayed" {
 		t.Fatalf("status on the page %q, want delayed", got)
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel")))
+	// The first click only asks (issue 18, item 9).
+	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#cancel-confirm")))
+	time.Sleep(300 * time.Millisecond)
+	if st := s.call("GET", "/v1/tasks/"+id, nil).task()["status"]; st != "delayed" {
+		t.Fatalf("one click on Cancel made the task %v", st)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel-confirm")))
 	waitJS(t, ctx, `document.querySelector('#task-status') && document.querySelector('#task-status').textContent === 'cancelled'`)
 	if st := s.call("GET", "/v1/tasks/"+id, nil).task()["status"]; st != "cancelled" {
 		t.Fatalf("status through the API %v, want cancelled", st)
@@ -344,8 +376,19 @@ func TestBrowserKeys(t *testing.T) {
 	if keyID == "" {
 		t.Fatal("the new key is not in the list")
 	}
+	// Revoke asks first (issue 18, item 9).
+	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-key=%q] summary`, keyID))),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-key=%q] button`, keyID))))
+	if r := s.call("GET", "/v1/tasks", nil, "X-API-Key", newKey); r.Status != http.StatusOK {
+		t.Fatalf("one click on Revoke revoked the key: %d", r.Status)
+	}
+	screenshot(t, ctx, "admin-keys-confirm.png", false)
 	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-key=%q] button`, keyID))))
 	waitJS(t, ctx, `document.body.innerText.includes('API key revoked.')`)
+	// Reloading after the POST repeats nothing (post/redirect/get, item 8).
+	if got := evalString(t, ctx, `location.pathname + location.search`); got != "/keys?done=revoked" {
+		t.Fatalf("after revoking at %s", got)
+	}
 	if r := s.call("GET", "/v1/tasks", nil, "X-API-Key", newKey); r.Status != http.StatusUnauthorized {
 		t.Fatalf("revoked key: %d %s, want 401", r.Status, r.Raw)
 	}

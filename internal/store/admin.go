@@ -186,7 +186,9 @@ func (s *Store) TeamTaskIDs(ctx context.Context, teamID string, ids []string) ([
 
 // MinuteStat counts the tasks created and finished in one minute.
 type MinuteStat struct {
-	Created, Completed, Failed int
+	Created, Completed int
+	Failed             int // failed or timed out
+	TimedOut           int // of Failed, those that timed out
 }
 
 // PerMinute counts a team's tasks created and finished in each minute since from (Unix ms),
@@ -226,8 +228,11 @@ func (s *Store) PerMinute(ctx context.Context, teamID string, from int64) (map[i
 		switch d.Status {
 		case StatusCompleted:
 			st.Completed += d.N
-		case StatusFailed, StatusTimeout:
+		case StatusFailed:
 			st.Failed += d.N
+		case StatusTimeout:
+			st.Failed += d.N
+			st.TimedOut += d.N
 		}
 	}
 	return out, nil
