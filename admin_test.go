@@ -1624,3 +1624,92 @@ func TestAdminPageStructure(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminListFilters: search by part of an id or error text, several statuses, a time
+// range, the priority and next-time columns, and a bulk cancel/retry of the filtered set
+// behind a confirmation (issue 18, item 16).
+func TestAdminListFilters(t *testing.T) {
+	t.Parallel()
+	e := setupAdmin(t)
+	e.login("")
+	rowRE := regexp.MustCompile(`<tr data-id="([0-9a-f-]{36})">`)
+	rows := func(path string) []string {
+		t.Helper()
+		r := e.do("GET", path, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		}
+		var out []string
+		for _, m := range rowRE.FindAllStringSubmatch(r.body, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	old := e.insertTask(e.teamID, func(t *store.Task) {
+		t.CreatedAt = store.NowMS() - 3*3600_000
+		t.ID = uuidV7At(t.CreatedAt)
+		t.Status, t.DueAt, t.DelayUntil = store.StatusFailed, nil, nil
+		msg := "Payment was declined by the bank"
+		t.Error = &msg
+	})
+	to := e.insertTask(e.teamID, func(t *store.Task) { t.Status, t.DueAt, t.DelayUntil = store.StatusTimeout, nil, nil })
+	d := e.insertTask(e.teamID, func(t *store.Task) { t.Priority = 9 })
+	w := e.waitingTask(e.teamID)
+
+	if got := rows("/tasks?q=" + d.ID[19:]); len(got) != 1 || got[0] != d.ID {
+		t.Errorf("partial id search: %v", got)
+	}
+	if got := rows("/tasks?q=payment+was+DECLINED"); len(got) != 1 || got[0] != old.ID {
+		t.Errorf("error text search: %v", got)
+	}
+	for _, q := range []string{"status=failed&status=timeout", "status=failed,timeout"} {
+		if got := rows("/tasks?" + q); !slices.Equal(got, []string{to.ID, old.ID}) {
+			t.Errorf("%s: %v", q, got)
+		}
+	}
+	from := time.Now().UTC().Add(-time.Hour).Format(dateTimeLocal)
+	if got := rows("/tasks?from=" + from); len(got) != 3 || slices.Contains(got, old.ID) {
+		t.Errorf("created from %s: %v", from, got)
+	}
+	if got := rows("/tasks?to=" + from); !slices.Equal(got, []string{old.ID}) {
+		t.Errorf("created before %s: %v", from, got)
+	}
+	body := e.do("GET", "/tasks", nil).body
+	if !strings.Contains(body, `<th>Priority</th>`) || !strings.Contains(body, `data-label="Priority" class="num">9<`) ||
+		!regexp.MustCompile(`<tr data-id="`+w.ID+`">(?s:.*?)expires in (59 min|1 h)`).MatchString(body) {
+		t.Error("no priority or expiry in the list")
+	}
+	if r := e.do("GET", "/tasks?from=yesterday", nil); r.status != http.StatusBadRequest {
+		t.Errorf("bad time: %d", r.status)
+	}
+
+	// Bulk: the first POST only asks; the second, confirmed, acts.
+	ask := e.do("POST", "/tasks/bulk", url.Values{"action": {"cancel"}, "status": {"delayed,waiting"}})
+	if ask.status != http.StatusOK || !strings.Contains(ask.body, "Cancel 2 tasks?") || !strings.Contains(ask.body, `id="bulk-confirm"`) {
+		t.Fatalf("bulk cancel, unconfirmed: %d\n%s", ask.status, between(ask.body, "<main", "</main>"))
+	}
+	if e.task(d.ID).Status != store.StatusDelayed || e.task(w.ID).Status != store.StatusWaiting {
+		t.Fatal("an unconfirmed bulk cancel changed tasks")
+	}
+	r := e.do("POST", "/tasks/bulk", url.Values{"action": {"cancel"}, "status": {"delayed,waiting"}, "confirm": {"yes"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("bulk cancel: %d %s", r.status, r.body)
+	}
+	if e.task(d.ID).Status != store.StatusCancelled || e.task(w.ID).Status != store.StatusCancelled || e.task(old.ID).Status != store.StatusFailed {
+		t.Fatal("bulk cancel did not cancel exactly the filtered tasks")
+	}
+	if page := e.do("GET", r.header.Get("Location"), nil).body; !strings.Contains(page, "2 tasks cancelled.") {
+		t.Error("no notice after the bulk cancel")
+	}
+	r = e.do("POST", "/tasks/bulk", url.Values{"action": {"retry"}, "status": {"failed"}, "q": {"declined"}, "confirm": {"yes"}})
+	if r.status != http.StatusSeeOther || e.task(old.ID).Status != store.StatusPending || e.task(to.ID).Status != store.StatusTimeout {
+		t.Fatalf("bulk retry: %d, %s, %s", r.status, e.task(old.ID).Status, e.task(to.ID).Status)
+	}
+	if r := e.do("POST", "/tasks/bulk", url.Values{"action": {"cancel"}, "confirm": {"yes"}}); r.status != http.StatusBadRequest {
+		t.Errorf("bulk cancel without a filter: %d", r.status)
+	}
+	// The list offers it when filtered.
+	if body := e.do("GET", "/tasks?status=failed", nil).body; !strings.Contains(body, `id="bulk-retry"`) || strings.Contains(body, `id="bulk-cancel"`) {
+		t.Error("the failed list does not offer a bulk retry (only)")
+	}
+}

@@ -128,7 +128,11 @@
 
   // The status filter applies as soon as it is picked.
   document.querySelectorAll("select.autosubmit").forEach(function (s) {
-    s.addEventListener("change", function () { s.form.submit(); });
+    s.addEventListener("change", function () {
+      // One status picked here replaces the several ones ticked under "More filters".
+      s.form.querySelectorAll("input[type=checkbox][name=" + s.name + "]").forEach(function (c) { c.checked = false; });
+      s.form.submit();
+    });
   });
 
   if (live) connect();
