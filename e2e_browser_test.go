@@ -396,3 +396,38 @@ func TestBrowserKeys(t *testing.T) {
 	}
 	waitJS(t, ctx, fmt.Sprintf(`document.querySelector('tr[data-key=%q]').innerText.includes('revoked')`, keyID))
 }
+
+// TestBrowserTaskListLayout: with a long target URL on the page, ids and times stay on one
+// line at desktop width; a phone screen shows several tasks at once, with the filters
+// above them (issue 18, item 16).
+func TestBrowserTaskListLayout(t *testing.T) {
+	ctx := browser(t, 1440, 900)
+	s := startServer(t, "")
+	long := "https://example.com/" + strings.Repeat("very-long-path-segment/", 8) + "?query=" + strings.Repeat("x", 60)
+	for i := range 12 {
+		u := fmt.Sprintf("https://example.com/jobs/%d", i)
+		if i%4 == 0 {
+			u = long
+		}
+		createTask(t, s, map[string]any{"targetUrl": u, "delay": 3600, "priority": i%10 + 1})
+	}
+	login(t, ctx, s.base, s.key)
+	do(t, ctx, chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("#live table")))
+	// One line of the id is about 20 px high; two would be about 40.
+	h := evalString(t, ctx, `String(Math.max(...[...document.querySelectorAll('td.id code')].map(c => c.getBoundingClientRect().height)))`)
+	if n, _ := strconv.ParseFloat(h, 64); n > 24 {
+		t.Errorf("a task id wraps: %s px high", h)
+	}
+	screenshot(t, ctx, "admin-tasks.png", false)
+
+	do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("#live table")))
+	visible := evalString(t, ctx, `String([...document.querySelectorAll('tr[data-id]')].filter(r => r.getBoundingClientRect().bottom <= innerHeight).length)`)
+	if n, _ := strconv.Atoi(visible); n < 5 {
+		t.Errorf("a phone screen shows %s whole tasks, want at least 5", visible)
+	}
+	if w := evalString(t, ctx, `String(document.documentElement.scrollWidth)`); w != "390" {
+		t.Errorf("the list on a 390 px wide screen is %s px wide", w)
+	}
+	screenshot(t, ctx, "admin-tasks-phone.png", false)
+}
