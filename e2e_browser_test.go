@@ -431,3 +431,71 @@ func TestBrowserTaskListLayout(t *testing.T) {
 	}
 	screenshot(t, ctx, "admin-tasks-phone.png", false)
 }
+
+// axeScript is axe-core's axe.min.js, from $AXE_CORE_JS (.ci/run installs axe-core with npm
+// and sets it). Without it the test skips, except under CI=true, where it fails.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("AXE_CORE_JS")
+	if p == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("AXE_CORE_JS is not set: CI must provide axe-core (.ci/run installs it)")
+		}
+		t.Skip("AXE_CORE_JS is not set (npm install axe-core, then AXE_CORE_JS=…/node_modules/axe-core/axe.min.js); skipping the accessibility check")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("axe-core: %v", err)
+	}
+	return string(b)
+}
+
+// TestBrowserAxe runs axe-core (WCAG 2 A and AA rules plus best practices) on every admin
+// page, light and dark, desktop and phone: no violation is allowed (issue 18, item 15).
+func TestBrowserAxe(t *testing.T) {
+	axe := axeScript(t)
+	ctx := browser(t, 1280, 900)
+	s := startServer(t, "")
+	tg := target(t)
+	seedForScreenshots(t, s, tg.URL)
+	id, _ := createTask(t, s, map[string]any{"targetUrl": tg.URL + "/approve", "waitForSignal": true, "maxWaitTime": 3600,
+		"heartbeatTimeout": 600, "onCompleteUrl": tg.URL + "/hook"})
+	s.waitStatus(id, "waiting", 10*time.Second)
+	if r := s.call("POST", "/v1/tokens", map[string]any{"name": "prod", "value": "Bearer x"}); r.Status >= 300 {
+		t.Fatalf("store a vault token: %d %s", r.Status, r.Raw)
+	}
+	login(t, ctx, s.base, s.key)
+	pages := []string{"/", "/tasks", "/tasks?status=failed", "/tasks/" + id, "/keys", "/vault", "/nowhere"}
+	for _, theme := range []string{"light", "dark"} {
+		for _, phone := range []bool{false, true} {
+			setup := []chromedp.Action[chromedp.Void]{chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+					Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: theme}}})
+				return err
+			})}
+			if phone {
+				setup = append(setup, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+			} else {
+				setup = append(setup, chromedp.EmulateViewport(1280, 900))
+			}
+			do(t, ctx, setup...)
+			for _, page := range pages {
+				do(t, ctx, chromedp.Navigate(s.base+page), chromedp.WaitVisible(chromedp.CSS("h1")))
+				// Open the confirmation boxes, so that they are checked too.
+				do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('details').forEach(d => d.open = true)`))
+				tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				out, err := chromedp.Run(tctx, chromedp.Evaluate[string](axe+`;
+					axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}})
+					.then(r => JSON.stringify(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+						nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)}))))`, chromedp.EvalAwaitPromise))
+				cancel()
+				if err != nil {
+					t.Fatalf("axe on %s: %v", page, err)
+				}
+				if out != "[]" {
+					t.Errorf("axe-core, %s, %s, phone %v: %s", page, theme, phone, out)
+				}
+			}
+		}
+	}
+}
