@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,6 +47,9 @@ const (
 	LoginAttemptsPerMinute = 10
 	// AdminPageSize is the number of tasks on one page of the task list.
 	AdminPageSize = 50
+	// AdminStreamsPerTeam is how many live-update streams (open admin pages) one team may
+	// have at once; more are refused with 429 until one closes.
+	AdminStreamsPerTeam = 64
 
 	sessionCookie = "asyncqueue_session"
 	maxSearch     = 500
@@ -60,6 +65,103 @@ type admin struct {
 	pages      map[string]*template.Template
 	static     map[string]staticFile
 	loginLimit *iplimit.Limiter
+	reveals    reveals
+	// sessionsEnded fires when a key is revoked or a session logs out here: open streams
+	// check their session at once rather than at their next periodic check.
+	sessionsEnded broadcast
+
+	streamMu sync.Mutex
+	streams  map[string]int // open event streams by team
+}
+
+// broadcast wakes every waiter each time it fires.
+type broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch == nil {
+		b.ch = make(chan struct{})
+	}
+	return b.ch
+}
+
+func (b *broadcast) fire() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ch != nil {
+		close(b.ch)
+		b.ch = nil
+	}
+}
+
+// openStream counts a stream of team against AdminStreamsPerTeam; false when it is full.
+func (s *admin) openStream(team string) bool {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.streams[team] >= AdminStreamsPerTeam {
+		return false
+	}
+	if s.streams == nil {
+		s.streams = map[string]int{}
+	}
+	s.streams[team]++
+	return true
+}
+
+func (s *admin) closeStream(team string) {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.streams[team]--; s.streams[team] <= 0 {
+		delete(s.streams, team)
+	}
+}
+
+// reveals holds secrets made by a POST (a new API key, a retried task's signal token) for
+// the page the POST redirects to, which shows each once (post/redirect/get: reloading that
+// page neither repeats the action nor shows the secret again). They stay in memory only,
+// for a few minutes, under the session that made them.
+type reveals struct {
+	mu sync.Mutex
+	m  map[string]reveal // by session id hash and what it is for ("key", "token:<task id>")
+}
+
+type reveal struct {
+	value, name string
+	until       time.Time
+}
+
+const revealTTL = 5 * time.Minute
+
+func (rv *reveals) put(sess *session, what, value, name string) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	now := time.Now()
+	if rv.m == nil {
+		rv.m = map[string]reveal{}
+	}
+	for k, v := range rv.m {
+		if now.After(v.until) {
+			delete(rv.m, k)
+		}
+	}
+	rv.m[string(sess.IDHash)+"\x00"+what] = reveal{value, name, now.Add(revealTTL)}
+}
+
+// take returns and forgets what the session's last POST left to show.
+func (rv *reveals) take(sess *session, what string) (value, name string) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	k := string(sess.IDHash) + "\x00" + what
+	v, ok := rv.m[k]
+	delete(rv.m, k)
+	if !ok || time.Now().After(v.until) {
+		return "", ""
+	}
+	return v.value, v.name
 }
 
 type staticFile struct {
@@ -156,6 +258,7 @@ func (s *admin) routes() []adminRoute {
 		{pattern: "GET /{$}", h: s.overview},
 		{pattern: "GET /tasks", h: s.taskList},
 		{pattern: "GET /tasks/{id}", h: s.taskDetail},
+		{pattern: "POST /tasks/bulk", h: s.bulkAction},
 		{pattern: "POST /tasks/{id}/{action}", h: s.taskAction},
 		{pattern: "GET /keys", h: s.keysPage},
 		{pattern: "POST /keys", h: s.createKey},
@@ -385,6 +488,7 @@ func (s *admin) logout(w http.ResponseWriter, r *http.Request, sess *session) er
 	}); err != nil {
 		return err
 	}
+	s.sessionsEnded.fire()
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secure(r)})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -490,7 +594,8 @@ type chart struct {
 	Max           int
 	Created       int
 	Completed     int
-	Failed        int
+	Failed        int // failed or timed out
+	TimedOut      int
 	Label         string
 }
 
@@ -507,13 +612,14 @@ type tick struct {
 
 func buildChart(per map[int64]*store.MinuteStat, nowMin int64) chart {
 	const slots, slotW, plotH, top = 60, 10.0, 100.0, 4.0
-	c := chart{Width: slots * slotW, Height: int(plotH + top + 16)}
+	c := chart{Width: slots * slotW, Height: int(plotH + top + 30)}
 	for m := nowMin - slots + 1; m <= nowMin; m++ {
 		if st := per[m]; st != nil {
 			c.Max = max(c.Max, st.Created, st.Completed, st.Failed)
 			c.Created += st.Created
 			c.Completed += st.Completed
 			c.Failed += st.Failed
+			c.TimedOut += st.TimedOut
 		}
 	}
 	scale := 1.0
@@ -530,20 +636,21 @@ func buildChart(per map[int64]*store.MinuteStat, nowMin int64) chart {
 		for j, v := range []struct {
 			n     int
 			class string
-		}{{st.Created, "created"}, {st.Completed, "completed"}, {st.Failed, "failed"}} {
+		}{{st.Created, "created"}, {st.Completed, "completed"}, {st.Failed, "failed or timed out"}} {
 			if v.n == 0 {
 				continue
 			}
 			h := math.Max(float64(v.n)*scale, 1)
 			c.Bars = append(c.Bars, bar{X: float64(i)*slotW + 0.5 + float64(j)*3, Y: round2(top + plotH - h), W: 3, H: round2(h),
-				Class: "bar-" + v.class, Title: fmt.Sprintf("%s UTC: %d %s", at, v.n, v.class)})
+				Class: "bar-" + strings.Fields(v.class)[0], Title: fmt.Sprintf("%s UTC: %d %s", at, v.n, v.class)})
 		}
 	}
 	for _, back := range []int{60, 45, 30, 15} {
 		c.Ticks = append(c.Ticks, tick{X: float64(slots-back) * slotW, Label: fmt.Sprintf("−%d min", back)})
 	}
 	c.Ticks = append(c.Ticks, tick{X: slots*slotW - 1, Label: "now"})
-	c.Label = fmt.Sprintf("Tasks per minute over the last hour: %d created, %d completed, %d failed", c.Created, c.Completed, c.Failed)
+	c.Label = fmt.Sprintf("Tasks per minute over the last hour: %d created, %d completed, %d failed or timed out (%d timed out)",
+		c.Created, c.Completed, c.Failed, c.TimedOut)
 	return c
 }
 
@@ -553,36 +660,116 @@ func round2(x float64) float64 { return math.Round(x*100) / 100 }
 
 type listView struct {
 	Rows      []store.TaskRow
-	Status    string
+	Status    string          // the one status filtered on, if just one
+	Picked    map[string]bool // the statuses filtered on
+	Several   bool            // more than one status
 	Q         string
+	From, To  string // the created-time range, as the form's datetime-local values (UTC)
+	Filtered  bool
+	Query     url.Values // the filter, for links and the bulk form
 	Statuses  []string
 	First     bool
 	Newer     string
 	Older     string
 	Newest    string
 	ScannedTo string
+	CanCancel bool // a bulk cancel or retry of the filtered set makes sense
+	CanRetry  bool
 }
 
-func (s *admin) taskList(w http.ResponseWriter, r *http.Request, sess *session) error {
-	q := r.URL.Query()
-	f := store.PageFilter{TeamID: sess.TeamID, Limit: AdminPageSize}
-	lv := listView{Statuses: allStatuses}
-	if st := q.Get("status"); st != "" {
-		if !slices.Contains(allStatuses, st) {
-			return errorf(http.StatusBadRequest, "Unknown status %q", st)
+// dateTimeLocal is the format of an <input type="datetime-local">; the page reads it as UTC.
+const dateTimeLocal = "2006-01-02T15:04"
+
+// listFilter reads the task list's filter from q: status (repeated or comma-separated),
+// q (search), from and to (created time, UTC).
+func listFilter(q url.Values, teamID string) (store.PageFilter, listView, error) {
+	f := store.PageFilter{TeamID: teamID, Limit: AdminPageSize}
+	lv := listView{Statuses: allStatuses, Picked: map[string]bool{}, Query: url.Values{}}
+	var picked []string
+	for _, v := range q["status"] {
+		for _, st := range strings.Split(v, ",") {
+			if st = strings.TrimSpace(st); st == "" || slices.Contains(picked, st) {
+				continue
+			}
+			if !slices.Contains(allStatuses, st) {
+				return f, lv, errorf(http.StatusBadRequest, "Unknown status %q", st)
+			}
+			picked = append(picked, st)
+			lv.Picked[st] = true
 		}
-		f.Status, lv.Status = st, st
+	}
+	switch len(picked) {
+	case 0:
+	case 1:
+		f.Status, lv.Status = picked[0], picked[0]
+	default:
+		f.Statuses, lv.Several = picked, true
+	}
+	if len(picked) > 0 {
+		lv.Query.Set("status", strings.Join(picked, ","))
 	}
 	if search := strings.TrimSpace(q.Get("q")); search != "" {
 		if len(search) > maxSearch {
-			return errorf(http.StatusBadRequest, "The search text is longer than %d characters", maxSearch)
+			return f, lv, errorf(http.StatusBadRequest, "The search text is longer than %d characters", maxSearch)
 		}
 		lv.Q = search
+		lv.Query.Set("q", search)
 		if id, err := uuid.Parse(search); err == nil {
 			f.Search, f.SearchIsID = id.String(), true
 		} else {
 			f.Search = search
 		}
+	}
+	for _, p := range []struct {
+		name string
+		ms   *int64
+		text *string
+	}{{"from", &f.CreatedFrom, &lv.From}, {"to", &f.CreatedTo, &lv.To}} {
+		v := strings.TrimSpace(q.Get(p.name))
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(dateTimeLocal, v)
+		if err != nil {
+			if t, err = time.Parse(time.RFC3339, v); err != nil {
+				return f, lv, errorf(http.StatusBadRequest, "%s must be a date and time such as 2025-01-31T14:30", p.name)
+			}
+		}
+		*p.ms, *p.text = t.UnixMilli(), t.UTC().Format(dateTimeLocal)
+		lv.Query.Set(p.name, *p.text)
+	}
+	if f.CreatedFrom > 0 && f.CreatedTo > 0 && f.CreatedTo <= f.CreatedFrom {
+		return f, lv, errorf(http.StatusBadRequest, "to must be later than from")
+	}
+	lv.Filtered = len(lv.Query) > 0
+	for _, st := range picked {
+		lv.CanCancel = lv.CanCancel || cancellable(st)
+		lv.CanRetry = lv.CanRetry || retryable(st)
+	}
+	return f, lv, nil
+}
+
+func cancellable(status string) bool {
+	switch status {
+	case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
+		return true
+	}
+	return false
+}
+
+func retryable(status string) bool {
+	switch status {
+	case store.StatusFailed, store.StatusTimeout, store.StatusCancelled:
+		return true
+	}
+	return false
+}
+
+func (s *admin) taskList(w http.ResponseWriter, r *http.Request, sess *session) error {
+	q := r.URL.Query()
+	f, lv, err := listFilter(q, sess.TeamID)
+	if err != nil {
+		return err
 	}
 	for _, p := range []struct {
 		name string
@@ -610,13 +797,7 @@ func (s *admin) taskList(w http.ResponseWriter, r *http.Request, sess *session) 
 	lv.Rows = page.Rows
 	lv.First = f.Before == "" && f.After == ""
 	link := func(k, v string) string {
-		u := url.Values{}
-		if lv.Status != "" {
-			u.Set("status", lv.Status)
-		}
-		if lv.Q != "" {
-			u.Set("q", lv.Q)
-		}
+		u := cloneQuery(lv.Query)
 		if k != "" {
 			u.Set(k, v)
 		}
@@ -648,6 +829,10 @@ func (s *admin) taskList(w http.ResponseWriter, r *http.Request, sess *session) 
 	if len(ids) > 0 {
 		live.Set("watch", strings.Join(ids, ","))
 	}
+	if lv.First && lv.Filtered {
+		// A task can move into the filter at any time: follow the counts it would change.
+		live.Set("counts", cmp.Or(lv.Query.Get("status"), "all"))
+	}
 	if lv.First {
 		newest, err := s.a.store.NewestTaskID(r.Context(), sess.TeamID)
 		if err != nil {
@@ -658,8 +843,158 @@ func (s *admin) taskList(w http.ResponseWriter, r *http.Request, sess *session) 
 		live.Set("every", "15")
 	}
 	s.render(w, r, http.StatusOK, "tasks", &view{Title: "Tasks", Nav: "tasks", Sess: sess,
-		Live: "/events?" + live.Encode(), Data: lv})
+		Flash: bulkFlash(s, sess, q.Get("done")), Live: "/events?" + live.Encode(), Data: lv})
 	return nil
+}
+
+func cloneQuery(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
+}
+
+// BulkMax is how many tasks one bulk action on the task list acts on at most.
+const BulkMax = 1000
+
+// bulkView is the confirmation page of a bulk action.
+type bulkView struct {
+	Action   string // cancel or retry
+	N        int    // tasks it would act on now
+	More     bool   // there are more than BulkMax
+	Query    url.Values
+	Describe string // the filter, in words
+	Back     string
+}
+
+// bulkAction is POST /tasks/bulk: cancel or retry every task of the list's filter (only a
+// filter on status, search or time; at most BulkMax). Without confirm=yes it shows what it
+// would do and asks; with it, it acts through the API's handlers, task by task, and
+// redirects to the list with a notice of what was done.
+func (s *admin) bulkAction(w http.ResponseWriter, r *http.Request, sess *session) error {
+	action := r.PostFormValue("action")
+	var applies func(string) bool
+	var h func(http.ResponseWriter, *http.Request) error
+	switch action {
+	case "cancel":
+		applies, h = cancellable, s.a.cancelTask
+	case "retry":
+		applies, h = retryable, s.a.retryTask
+	default:
+		return errorf(http.StatusBadRequest, "There is no bulk action %q", action)
+	}
+	f, lv, err := listFilter(r.PostForm, sess.TeamID)
+	if err != nil {
+		return err
+	}
+	if !lv.Filtered {
+		return errorf(http.StatusBadRequest, "A bulk action needs a filter (status, search or time).")
+	}
+	// Only the statuses the action applies to.
+	var sts []string
+	if f.Status != "" {
+		sts = []string{f.Status}
+	} else if len(f.Statuses) > 0 {
+		sts = f.Statuses
+	} else {
+		sts = allStatuses
+	}
+	sts = slices.DeleteFunc(slices.Clone(sts), func(st string) bool { return !applies(st) })
+	if len(sts) == 0 {
+		return errorf(http.StatusBadRequest, "No task with these statuses can be %s.", map[string]string{"cancel": "cancelled", "retry": "retried"}[action])
+	}
+	f.Status, f.Statuses = "", sts
+	if len(sts) == 1 {
+		f.Status, f.Statuses = sts[0], nil
+	}
+	var ids []string
+	more := false
+	f.Limit = 200
+	for {
+		page, err := s.a.store.TaskPage(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		for _, t := range page.Rows {
+			if len(ids) == BulkMax {
+				more = true
+				break
+			}
+			ids = append(ids, t.ID)
+		}
+		next := page.ScannedTo
+		if page.More && len(page.Rows) > 0 {
+			next = page.Rows[len(page.Rows)-1].ID
+		}
+		if more || next == "" {
+			break
+		}
+		f.Before = next
+	}
+	back := "/tasks"
+	if len(lv.Query) > 0 {
+		back += "?" + lv.Query.Encode()
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		s.render(w, r, http.StatusOK, "bulk", &view{Title: "Confirm bulk " + action, Nav: "tasks", Sess: sess,
+			Data: bulkView{Action: action, N: len(ids), More: more, Query: lv.Query, Describe: describeFilter(lv, sts), Back: back}})
+		return nil
+	}
+	done, refused := 0, 0
+	for _, id := range ids {
+		status, _, err := s.callAPI(r.Context(), sess, http.MethodPost, h, id, nil)
+		if err != nil {
+			return err
+		}
+		if status < 400 {
+			done++
+		} else {
+			refused++ // it changed in the meantime
+		}
+	}
+	s.a.log.Info("admin: bulk action", "team", sess.TeamID, "action", action, "done", done, "refused", refused, "by", sess.KeyPrefix)
+	past := map[string]string{"cancel": "cancelled", "retry": "queued to run again"}[action]
+	msg := fmt.Sprintf("%d task%s %s.", done, plural(done), past)
+	if refused > 0 {
+		msg += fmt.Sprintf(" %d had changed in the meantime and were left as they are.", refused)
+	}
+	s.reveals.put(sess, "bulk", msg, "")
+	q := cloneQuery(lv.Query)
+	q.Set("done", "bulk")
+	http.Redirect(w, r, "/tasks?"+q.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// bulkFlash is the notice left by a bulk action (numbers only, made here).
+func bulkFlash(s *admin, sess *session, done string) string {
+	if done != "bulk" {
+		return ""
+	}
+	msg, _ := s.reveals.take(sess, "bulk")
+	return msg
+}
+
+// describeFilter says in words which tasks a filter selects.
+func describeFilter(lv listView, sts []string) string {
+	parts := []string{"status " + strings.Join(sts, " or ")}
+	if lv.Q != "" {
+		parts = append(parts, fmt.Sprintf("matching “%s”", lv.Q))
+	}
+	if lv.From != "" {
+		parts = append(parts, "created from "+strings.Replace(lv.From, "T", " ", 1)+" UTC")
+	}
+	if lv.To != "" {
+		parts = append(parts, "created before "+strings.Replace(lv.To, "T", " ", 1)+" UTC")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ---- task detail and actions ----
@@ -714,14 +1049,26 @@ func (s *admin) vaultNames(ctx context.Context, teamID, headers string) (map[str
 }
 
 type signalView struct {
-	Events           []eventView // signals, heartbeats and callbacks received, oldest first
-	Used             string
-	Buffered         string
-	Progress         string
-	LastHeartbeatAt  *int64
-	HeartbeatTimeout string
-	WaitingSince     *int64
-	ExpiresAt        *int64
+	Events            []eventView // signals, heartbeats and callbacks received, oldest first
+	Used              string
+	Buffered          string
+	Progress          string
+	LastHeartbeatAt   *int64
+	HeartbeatTimeout  string
+	WaitingSince      *int64
+	ExpiresAt         *int64
+	Waiting           bool   // the deadlines apply only while the task waits
+	HeartbeatDeadline *int64 // last heartbeat (or the start of the wait) + heartbeat timeout
+}
+
+// inFlightView is the call of a processing task that has not ended yet.
+type inFlightView struct {
+	N         int   // its number
+	Prev      int   // the call before it, when Since is only a lower bound
+	Since     int64 // its start, or (Exact false) the end of the call before it
+	Exact     bool
+	For       string // how long it has run
+	TimeoutAt int64  // when its timeout ends it (at the latest, when not Exact)
 }
 
 type eventView struct {
@@ -753,6 +1100,8 @@ type taskView struct {
 	CanRetry    bool
 	CanSignal   bool
 	SignalToken string // a new token after a retry, shown this once
+	ResultText  string // what was typed into Approve, when it was not JSON
+	InFlight    *inFlightView
 }
 
 // doneMessages are the notices after an action (by ?done=), fixed texts so nothing is reflected.
@@ -778,10 +1127,20 @@ func parseTaskID(s string) (string, error) {
 }
 
 func (s *admin) taskDetail(w http.ResponseWriter, r *http.Request, sess *session) error {
-	return s.showTask(w, r, sess, http.StatusOK, doneMessages[r.URL.Query().Get("done")], "", "")
+	done := r.URL.Query().Get("done")
+	var token string
+	if done == "retry" {
+		token, _ = s.reveals.take(sess, "token:"+r.PathValue("id"))
+	}
+	return s.showTask(w, r, sess, http.StatusOK, doneMessages[done], "", token)
 }
 
 func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, token string) error {
+	return s.showTaskTyped(w, r, sess, status, flash, errMsg, token, "")
+}
+
+// showTaskTyped is showTask with typed, the Approve box's text, put back after an error.
+func (s *admin) showTaskTyped(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, token, typed string) error {
 	id, err := parseTaskID(r.PathValue("id"))
 	if err != nil {
 		return err
@@ -815,7 +1174,7 @@ func (s *admin) showTask(w http.ResponseWriter, r *http.Request, sess *session, 
 			tv.Signal.Events = append(tv.Signal.Events, ev)
 		}
 	}
-	tv.SignalToken = token
+	tv.SignalToken, tv.ResultText = token, typed
 	live := url.Values{"watch": {t.ID}}
 	s.render(w, r, status, "task", &view{Title: "Task " + t.ID, Nav: "tasks", Sess: sess, Flash: flash, Err: errMsg,
 		Live: "/events?" + live.Encode(), Data: tv})
@@ -845,7 +1204,11 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	add("Priority", strconv.Itoa(t.Priority), false)
 	add("Timeout", fmtDurMS(t.TimeoutMS), false)
 	add("Retries", fmt.Sprintf("%d of %d (%s backoff)", t.RetryCount, t.MaxRetries, t.RetryBackoff), false)
-	add("Calls made", strconv.Itoa(t.Attempts), false)
+	calls := strconv.Itoa(t.Attempts)
+	if t.Status == store.StatusProcessing {
+		calls += " (the last one is in flight)"
+	}
+	add("Calls made", calls, false)
 	add("Delay until", fmtMSp(t.DelayUntil), false)
 	if t.WaitForSignal {
 		add("Waits for a signal", "yes, up to "+fmtDurMS(t.MaxWaitMS), false)
@@ -859,9 +1222,13 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	add("Created", fmtMS(t.CreatedAt), false)
 	add("Started", fmtMSp(t.StartedAt), false)
 	add("Waiting since", fmtMSp(t.WaitingSince), false)
-	add("Expires", fmtMSp(t.ExpiresAt), false)
+	if t.Status == store.StatusWaiting || t.Status == store.StatusPolling {
+		add("Expires", fmtMSp(t.ExpiresAt), false)
+	}
 	add("Finished", fmtMSp(t.CompletedAt), false)
-	add("Next timer", fmtMSp(t.DueAt), false)
+	if label := nextTimerLabel(t); label != "" {
+		add(label, fmtMSp(t.DueAt)+" ("+agop(t.DueAt)+")", false)
+	}
 	add("Error", deref(t.Error), false)
 	add("Team", j.TeamID, true)
 	var all map[string]json.RawMessage
@@ -892,6 +1259,7 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		tv.Attempts = append(tv.Attempts, attemptView{N: a.Attempt, StartedAt: a.StartedAt, DurationMS: a.DurationMS,
 			StatusCode: a.StatusCode, Error: a.Error, Ok: a.Error == nil && a.StatusCode != nil && *a.StatusCode < 500})
 	}
+	tv.InFlight = inFlight(t, as, store.NowMS())
 	if t.StartResult != nil {
 		tv.StartResult = buildResult(*t.StartResult, true)
 	}
@@ -900,7 +1268,14 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		tv.Result = buildResult(*t.Result, t.Signal == nil)
 	}
 	if t.WaitForSignal {
-		sv := &signalView{LastHeartbeatAt: t.LastHeartbeatAt, WaitingSince: t.WaitingSince, ExpiresAt: t.ExpiresAt}
+		sv := &signalView{LastHeartbeatAt: t.LastHeartbeatAt, WaitingSince: t.WaitingSince, ExpiresAt: t.ExpiresAt,
+			Waiting: t.Status == store.StatusWaiting}
+		if sv.Waiting && t.HeartbeatTimeoutMS != nil {
+			if from := cmp.Or(t.LastHeartbeatAt, t.WaitingSince); from != nil {
+				d := *from + *t.HeartbeatTimeoutMS
+				sv.HeartbeatDeadline = &d
+			}
+		}
 		if t.Signal != nil {
 			sv.Used, _ = prettyJSON(*t.Signal)
 		}
@@ -935,6 +1310,58 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	}
 	tv.CanSignal = t.Status == store.StatusWaiting
 	return tv
+}
+
+// nextTimerLabel names what the task's timer (DueAt) is for, "" when it has none.
+func nextTimerLabel(t *store.Task) string {
+	if t.DueAt == nil {
+		return ""
+	}
+	switch t.Status {
+	case store.StatusDelayed, store.StatusPending:
+		if t.Attempts > 0 {
+			return "Next try at"
+		}
+		return "Runs at"
+	case store.StatusWaiting:
+		if t.ExpiresAt != nil && *t.DueAt < *t.ExpiresAt {
+			return "Times out at (heartbeat deadline)"
+		}
+		return "Times out at (max wait)"
+	case store.StatusPolling:
+		return "Next poll at"
+	}
+	if t.OnCompleteURL != nil {
+		return "Next webhook attempt at"
+	}
+	return "Next timer"
+}
+
+// inFlight describes the running call of a processing task. The task records when its
+// first call started; a later call started at some point after the one before it ended.
+func inFlight(t *store.Task, as []store.Attempt, now int64) *inFlightView {
+	if t.Status != store.StatusProcessing || t.Attempts <= len(as) {
+		return nil
+	}
+	v := &inFlightView{N: t.Attempts}
+	switch {
+	case len(as) == 0 && t.StartedAt != nil:
+		v.Since, v.Exact = *t.StartedAt, true
+	case len(as) > 0:
+		last := as[len(as)-1]
+		v.Since, v.Prev = last.StartedAt+last.DurationMS, last.Attempt
+	default:
+		return nil
+	}
+	v.For = "under a second"
+	if d := now - v.Since; d >= 1000 {
+		v.For = fmtDurMS(d / 1000 * 1000)
+	}
+	v.TimeoutAt = v.Since + t.TimeoutMS
+	if !v.Exact {
+		v.TimeoutAt = now + t.TimeoutMS // it started at the latest now
+	}
+	return v
 }
 
 // sensitiveHeader reports whether a header's value is a credential, which the page never shows.
@@ -1033,7 +1460,7 @@ func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session
 		}{Status: store.StatusCompleted}
 		if res := strings.TrimSpace(r.PostFormValue("result")); res != "" {
 			if !json.Valid([]byte(res)) {
-				return s.showTask(w, r, sess, http.StatusBadRequest, "", "The result must be valid JSON, such as {\"approved\": true}.", "")
+				return s.showTaskTyped(w, r, sess, http.StatusBadRequest, "", "The result must be valid JSON, such as {\"approved\": true}.", "", r.PostFormValue("result"))
 			}
 			sig.Result = json.RawMessage(res)
 		}
@@ -1064,8 +1491,7 @@ func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session
 	var token string
 	json.Unmarshal(out["signalToken"], &token)
 	if token != "" {
-		// Shown once, like the API does: render it now rather than redirect.
-		return s.showTask(w, r, sess, http.StatusOK, doneMessages[action], "", token)
+		s.reveals.put(sess, "token:"+id, token, "") // shown once, like the API does
 	}
 	done := action
 	var buffered bool
@@ -1127,7 +1553,12 @@ type keysView struct {
 }
 
 func (s *admin) keysPage(w http.ResponseWriter, r *http.Request, sess *session) error {
-	return s.showKeys(w, r, sess, http.StatusOK, doneMessages[r.URL.Query().Get("done")], "", "", "")
+	done := r.URL.Query().Get("done")
+	var newKey, name string
+	if done == "created" {
+		newKey, name = s.reveals.take(sess, "key")
+	}
+	return s.showKeys(w, r, sess, http.StatusOK, doneMessages[done], "", newKey, name)
 }
 
 func (s *admin) showKeys(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, newKey, newKeyName string) error {
@@ -1150,7 +1581,7 @@ func (s *admin) showKeys(w http.ResponseWriter, r *http.Request, sess *session, 
 	return nil
 }
 
-// createKey is POST /keys: a new key of the team, shown on this answer only.
+// createKey is POST /keys: a new key of the team, shown once on the page it redirects to.
 func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if len(name) > 100 {
@@ -1166,7 +1597,9 @@ func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session)
 		return err
 	}
 	s.a.log.Info("admin: API key created", "team", sess.TeamID, "by", sess.KeyPrefix)
-	return s.showKeys(w, r, sess, http.StatusOK, doneMessages["created"], "", raw, name)
+	s.reveals.put(sess, "key", raw, name)
+	http.Redirect(w, r, "/keys?done=created", http.StatusSeeOther)
+	return nil
 }
 
 // revokeKey is POST /keys/{id}/revoke. Revoking the key this session logged in with ends it.
@@ -1182,6 +1615,7 @@ func (s *admin) revokeKey(w http.ResponseWriter, r *http.Request, sess *session)
 		return err
 	}
 	s.a.forgetKeys()
+	s.sessionsEnded.fire() // pages open with this key end now
 	if !ok {
 		return s.showKeys(w, r, sess, http.StatusNotFound, "", "No such active key of this team.", "", "")
 	}
@@ -1265,25 +1699,67 @@ func (s *admin) deleteVaultToken(w http.ResponseWriter, r *http.Request, sess *s
 // opened it should refresh itself:
 //   - watch=id,id,…: one of these tasks changed (the hub, after every commit);
 //   - new=1&top=id: the team has a task newer than top (checked every second);
+//   - counts=status,…: the team's count of tasks in one of these statuses changed (a task
+//     moved into or out of a filtered list; "all": of any status);
 //   - every=N: at least every N seconds (for counts that any task can move).
+//
+// A team has at most AdminStreamsPerTeam streams at once. The stream says "logout" and
+// ends as soon as its session ends (logout, or its API key revoked).
 func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) error {
+	if !s.openStream(sess.TeamID) {
+		s.a.log.Warn("admin: too many live-update streams", "team", sess.TeamID, "limit", AdminStreamsPerTeam)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("Too many open admin pages for this team (at most %d live-update streams); close some.",
+			AdminStreamsPerTeam), http.StatusTooManyRequests)
+		return nil
+	}
+	defer s.closeStream(sess.TeamID)
 	q := r.URL.Query()
 	var watches []<-chan struct{}
 	if ws := q.Get("watch"); ws != "" {
+		var ids []string
 		for i, v := range strings.Split(ws, ",") {
 			if i == 2*AdminPageSize {
 				break
 			}
-			id, err := uuid.Parse(v)
-			if err != nil {
-				continue
+			if id, err := uuid.Parse(v); err == nil {
+				ids = append(ids, id.String())
 			}
-			ch, stop := s.a.hub.watch(id.String())
+		}
+		// Only the team's own tasks: another team's would tell when its tasks change.
+		ids, err := s.a.store.TeamTaskIDs(r.Context(), sess.TeamID, ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			ch, stop := s.a.hub.watch(id)
 			defer stop()
 			watches = append(watches, ch)
 		}
 	}
 	checkNew, top := q.Get("new") == "1", q.Get("top")
+	var countOf []string // statuses whose counts to follow; "all" for every status
+	if c := q.Get("counts"); c != "" {
+		for _, st := range strings.Split(c, ",") {
+			if st == "all" || slices.Contains(allStatuses, st) {
+				countOf = append(countOf, st)
+			}
+		}
+	}
+	countsNow := func() string {
+		if len(countOf) == 0 {
+			return ""
+		}
+		c := s.a.store.StatusCounts(sess.TeamID) // in memory: no query
+		var b strings.Builder
+		for _, st := range allStatuses {
+			if countOf[0] == "all" || slices.Contains(countOf, st) {
+				fmt.Fprintf(&b, "%d,", c[st])
+			}
+		}
+		return b.String()
+	}
+	lastCounts := countsNow()
 	var every time.Duration
 	if n, err := strconv.Atoi(q.Get("every")); err == nil && n > 0 {
 		every = time.Duration(max(n, 2)) * time.Second
@@ -1309,13 +1785,23 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	start, lastSent, lastChange := time.Now(), time.Now(), time.Now()
+	ended := s.sessionsEnded.wait()
 	for i := 1; ; i++ {
+		checkSession := i%20 == 0 // every 10 s: a key revoked by another process
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-s.a.hub.done:
 			return nil
+		case <-ended:
+			ended, checkSession = s.sessionsEnded.wait(), true
 		case <-tick.C:
+		}
+		if checkSession {
+			if ss, err := s.session(r); err != nil || ss == nil {
+				send("event: logout\ndata: {}\n\n")
+				return nil
+			}
 		}
 		changed := false
 		for _, ch := range watches {
@@ -1334,14 +1820,11 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 				top, changed = newest, true
 			}
 		}
+		if c := countsNow(); c != lastCounts {
+			lastCounts, changed = c, true
+		}
 		if every > 0 && time.Since(lastChange) >= every {
 			changed = true
-		}
-		if i%120 == 0 { // once a minute: has the session ended (logout, key revoked)?
-			if ss, err := s.session(r); err != nil || ss == nil {
-				send("event: logout\ndata: {}\n\n")
-				return nil
-			}
 		}
 		var err error
 		switch {

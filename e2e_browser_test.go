@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,7 +178,7 @@ func TestBrowserLiveUpdates(t *testing.T) {
 	tg := target(t)
 	login(t, ctx, s.base, s.key)
 
-	do(t, ctx, chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("main#live table")))
+	do(t, ctx, chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("#live table")))
 	// A reload would drop this marker.
 	do(t, ctx, chromedp.Evaluate[chromedp.Void](`window.__noReload = true`))
 	id, token := createTask(t, s, map[string]any{"targetUrl": tg.URL + "/start", "waitForSignal": true, "maxWaitTime": 600})
@@ -235,7 +236,23 @@ func TestBrowserApproveWaiting(t *testing.T) {
 	}
 	screenshot(t, ctx, "admin-task-waiting.png", true)
 
+	// Text that is not JSON: the error comes back with the text still in the box, at the
+	// task's own address (issue 18, item 10).
 	do(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#result"), `{"approved": tru`),
+		chromedp.Click(chromedp.CSS("#approve")),
+	)
+	waitJS(t, ctx, `document.querySelector('.flash.err') && document.querySelector('.flash.err').textContent.includes('valid JSON')`)
+	if got := evalString(t, ctx, `document.querySelector('#result').value`); got != `{"approved": tru` {
+		t.Fatalf("after bad JSON the box holds %q", got)
+	}
+	waitJS(t, ctx, fmt.Sprintf(`location.pathname === %q`, "/tasks/"+id))
+	time.Sleep(1500 * time.Millisecond) // a live refresh would come now: the text must stay
+	if got := evalString(t, ctx, `document.querySelector('#result').value`); got != `{"approved": tru` {
+		t.Fatalf("a live refresh replaced the typed text with %q", got)
+	}
+	do(t, ctx,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('#result').value = ''`),
 		chromedp.SendKeys(chromedp.CSS("#result"), `{"approved": true, "by": "browser test"}`),
 		chromedp.Click(chromedp.CSS("#approve")),
 	)
@@ -263,6 +280,13 @@ func TestBrowserApproveWaiting(t *testing.T) {
 		do(t, ctx, chromedp.Navigate(s.base+page), chromedp.WaitVisible(chromedp.CSS("h1")))
 		if w := evalString(t, ctx, `String(document.documentElement.scrollWidth)`); w != "390" {
 			t.Errorf("%s on a 390 px wide screen is %s px wide", page, w)
+		}
+		if page == "/" {
+			// The chart is scaled down to the screen; its labels must stay readable (item 13).
+			h := evalString(t, ctx, `String(Math.round(document.querySelector('.chart .tick').getBoundingClientRect().height))`)
+			if n, _ := strconv.Atoi(h); n < 10 {
+				t.Errorf("chart labels on a phone are %s px high, want at least 10", h)
+			}
 		}
 		if page == "/tasks" {
 			if bg := evalString(t, ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(18, 21, 28)" {
@@ -306,7 +330,13 @@ func TestBrowserCancelDelayed(t *testing.T) {
 	if got := evalString(t, ctx, `document.querySelector('#task-status').textContent`); got != "delayed" {
 		t.Fatalf("status on the page %q, want delayed", got)
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel")))
+	// The first click only asks (issue 18, item 9).
+	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel")), chromedp.WaitVisible(chromedp.CSS("#cancel-confirm")))
+	time.Sleep(300 * time.Millisecond)
+	if st := s.call("GET", "/v1/tasks/"+id, nil).task()["status"]; st != "delayed" {
+		t.Fatalf("one click on Cancel made the task %v", st)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel-confirm")))
 	waitJS(t, ctx, `document.querySelector('#task-status') && document.querySelector('#task-status').textContent === 'cancelled'`)
 	if st := s.call("GET", "/v1/tasks/"+id, nil).task()["status"]; st != "cancelled" {
 		t.Fatalf("status through the API %v, want cancelled", st)
@@ -344,8 +374,19 @@ func TestBrowserKeys(t *testing.T) {
 	if keyID == "" {
 		t.Fatal("the new key is not in the list")
 	}
+	// Revoke asks first (issue 18, item 9).
+	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-key=%q] summary`, keyID))),
+		chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`tr[data-key=%q] button`, keyID))))
+	if r := s.call("GET", "/v1/tasks", nil, "X-API-Key", newKey); r.Status != http.StatusOK {
+		t.Fatalf("one click on Revoke revoked the key: %d", r.Status)
+	}
+	screenshot(t, ctx, "admin-keys-confirm.png", false)
 	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-key=%q] button`, keyID))))
 	waitJS(t, ctx, `document.body.innerText.includes('API key revoked.')`)
+	// Reloading after the POST repeats nothing (post/redirect/get, item 8).
+	if got := evalString(t, ctx, `location.pathname + location.search`); got != "/keys?done=revoked" {
+		t.Fatalf("after revoking at %s", got)
+	}
 	if r := s.call("GET", "/v1/tasks", nil, "X-API-Key", newKey); r.Status != http.StatusUnauthorized {
 		t.Fatalf("revoked key: %d %s, want 401", r.Status, r.Raw)
 	}
@@ -354,4 +395,107 @@ func TestBrowserKeys(t *testing.T) {
 		t.Fatalf("login key: %d %s", r.Status, r.Raw)
 	}
 	waitJS(t, ctx, fmt.Sprintf(`document.querySelector('tr[data-key=%q]').innerText.includes('revoked')`, keyID))
+}
+
+// TestBrowserTaskListLayout: with a long target URL on the page, ids and times stay on one
+// line at desktop width; a phone screen shows several tasks at once, with the filters
+// above them (issue 18, item 16).
+func TestBrowserTaskListLayout(t *testing.T) {
+	ctx := browser(t, 1440, 900)
+	s := startServer(t, "")
+	long := "https://example.com/" + strings.Repeat("very-long-path-segment/", 8) + "?query=" + strings.Repeat("x", 60)
+	for i := range 12 {
+		u := fmt.Sprintf("https://example.com/jobs/%d", i)
+		if i%4 == 0 {
+			u = long
+		}
+		createTask(t, s, map[string]any{"targetUrl": u, "delay": 3600, "priority": i%10 + 1})
+	}
+	login(t, ctx, s.base, s.key)
+	do(t, ctx, chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("#live table")))
+	// One line of the id is about 20 px high; two would be about 40.
+	h := evalString(t, ctx, `String(Math.max(...[...document.querySelectorAll('td.id code')].map(c => c.getBoundingClientRect().height)))`)
+	if n, _ := strconv.ParseFloat(h, 64); n > 24 {
+		t.Errorf("a task id wraps: %s px high", h)
+	}
+	screenshot(t, ctx, "admin-tasks.png", false)
+
+	do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Navigate(s.base+"/tasks"), chromedp.WaitVisible(chromedp.CSS("#live table")))
+	visible := evalString(t, ctx, `String([...document.querySelectorAll('tr[data-id]')].filter(r => r.getBoundingClientRect().bottom <= innerHeight).length)`)
+	if n, _ := strconv.Atoi(visible); n < 5 {
+		t.Errorf("a phone screen shows %s whole tasks, want at least 5", visible)
+	}
+	if w := evalString(t, ctx, `String(document.documentElement.scrollWidth)`); w != "390" {
+		t.Errorf("the list on a 390 px wide screen is %s px wide", w)
+	}
+	screenshot(t, ctx, "admin-tasks-phone.png", false)
+}
+
+// axeScript is axe-core's axe.min.js, from $AXE_CORE_JS (.ci/run installs axe-core with npm
+// and sets it). Without it the test skips, except under CI=true, where it fails.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("AXE_CORE_JS")
+	if p == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("AXE_CORE_JS is not set: CI must provide axe-core (.ci/run installs it)")
+		}
+		t.Skip("AXE_CORE_JS is not set (npm install axe-core, then AXE_CORE_JS=…/node_modules/axe-core/axe.min.js); skipping the accessibility check")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("axe-core: %v", err)
+	}
+	return string(b)
+}
+
+// TestBrowserAxe runs axe-core (WCAG 2 A and AA rules plus best practices) on every admin
+// page, light and dark, desktop and phone: no violation is allowed (issue 18, item 15).
+func TestBrowserAxe(t *testing.T) {
+	axe := axeScript(t)
+	ctx := browser(t, 1280, 900)
+	s := startServer(t, "")
+	tg := target(t)
+	seedForScreenshots(t, s, tg.URL)
+	id, _ := createTask(t, s, map[string]any{"targetUrl": tg.URL + "/approve", "waitForSignal": true, "maxWaitTime": 3600,
+		"heartbeatTimeout": 600, "onCompleteUrl": tg.URL + "/hook"})
+	s.waitStatus(id, "waiting", 10*time.Second)
+	if r := s.call("POST", "/v1/tokens", map[string]any{"name": "prod", "value": "Bearer x"}); r.Status >= 300 {
+		t.Fatalf("store a vault token: %d %s", r.Status, r.Raw)
+	}
+	login(t, ctx, s.base, s.key)
+	pages := []string{"/", "/tasks", "/tasks?status=failed", "/tasks/" + id, "/keys", "/vault", "/nowhere"}
+	for _, theme := range []string{"light", "dark"} {
+		for _, phone := range []bool{false, true} {
+			setup := []chromedp.Action[chromedp.Void]{chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+					Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: theme}}})
+				return err
+			})}
+			if phone {
+				setup = append(setup, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+			} else {
+				setup = append(setup, chromedp.EmulateViewport(1280, 900))
+			}
+			do(t, ctx, setup...)
+			for _, page := range pages {
+				do(t, ctx, chromedp.Navigate(s.base+page), chromedp.WaitVisible(chromedp.CSS("h1")))
+				// Open the confirmation boxes, so that they are checked too.
+				do(t, ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('details').forEach(d => d.open = true)`))
+				tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				out, err := chromedp.Run(tctx, chromedp.Evaluate[string](axe+`;
+					axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}})
+					.then(r => JSON.stringify(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+						nodes: v.nodes.slice(0, 3).map(n => n.target.join(" ") + ": " + n.failureSummary)}))))`, chromedp.EvalAwaitPromise))
+				cancel()
+				if err != nil {
+					t.Fatalf("axe on %s: %v", page, err)
+				}
+				if out != "[]" {
+					t.Errorf("axe-core, %s, %s, phone %v: %s", page, theme, phone, out)
+				}
+			}
+		}
+	}
 }

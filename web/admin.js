@@ -6,6 +6,14 @@
 
   var live = document.getElementById("live");
   var state = document.getElementById("live-state");
+  var note = document.getElementById("live-note");
+
+  // A page answering a POST (an error shown with what was typed) has the POST's address:
+  // put the page's own address back, so a reload or a live refresh reads the page.
+  var canonical = live && live.getAttribute("data-url");
+  if (canonical && window.history && location.pathname !== canonical) {
+    history.replaceState(null, "", canonical);
+  }
   var source = null;
   var timer = null;
   var lastRefresh = 0;
@@ -28,7 +36,10 @@
     source = new EventSource(url);
     source.addEventListener("open", function () { setState(true, "live"); });
     source.addEventListener("change", schedule);
-    source.addEventListener("logout", function () { window.location.assign("/login"); });
+    source.addEventListener("logout", function () {
+      source.close();
+      window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    });
     source.addEventListener("error", function () {
       setState(false, "reconnecting");
       if (source && source.readyState === EventSource.CLOSED) {
@@ -51,6 +62,8 @@
     var fields = live.querySelectorAll("input:not([type=hidden]), textarea");
     for (var i = 0; i < fields.length; i++) {
       if (fields[i].value !== fields[i].defaultValue) return true;
+      // Text the server put back after an error (bad JSON) stays until it is dealt with.
+      if (fields[i].hasAttribute("data-keep") && fields[i].value !== "") return true;
     }
     return false;
   }
@@ -85,6 +98,9 @@
           if (d.id in open) d.open = open[d.id];
         });
         document.title = doc.title;
+        // Screen readers hear that the page changed (the region itself is not read out
+        // again: it is replaced whole).
+        if (note) note.textContent = "Updated at " + new Date().toLocaleTimeString();
         var url = fresh.getAttribute("data-live");
         if (url !== live.getAttribute("data-live") || !source) {
           live.setAttribute("data-live", url || "");
@@ -112,7 +128,11 @@
 
   // The status filter applies as soon as it is picked.
   document.querySelectorAll("select.autosubmit").forEach(function (s) {
-    s.addEventListener("change", function () { s.form.submit(); });
+    s.addEventListener("change", function () {
+      // One status picked here replaces the several ones ticked under "More filters".
+      s.form.querySelectorAll("input[type=checkbox][name=" + s.name + "]").forEach(function (c) { c.checked = false; });
+      s.form.submit();
+    });
   });
 
   if (live) connect();

@@ -52,7 +52,13 @@ const (
 type PageFilter struct {
 	TeamID string
 	Status string // one status, "" for all
-	// Search is a task id (exact) or text the target URL must contain (case-insensitive for ASCII).
+	// Statuses, when there are several, selects tasks in any of them (Status is then "").
+	Statuses []string
+	// CreatedFrom and CreatedTo (Unix ms, 0 for no bound) keep tasks created in
+	// [CreatedFrom, CreatedTo), by their UUIDv7 ids: a range of the same indexes.
+	CreatedFrom, CreatedTo int64
+	// Search is a task id (exact), or text that the target URL, the id or the error must
+	// contain (case-insensitive for ASCII).
 	Search        string
 	SearchIsID    bool
 	Before, After string
@@ -90,7 +96,8 @@ func (s *Store) TaskPage(ctx context.Context, f PageFilter) (*Page, error) {
 		if maxScan <= 0 {
 			maxScan = DefaultMaxScan
 		}
-		sargs := append(append([]any{}, args...), maxScan, "%"+escapeLike(f.Search)+"%", f.Limit+1)
+		like := "%" + escapeLike(f.Search) + "%"
+		sargs := append(append([]any{}, args...), maxScan, like, like, like, f.Limit+1)
 		if err := s.R.SelectContext(ctx, &rows, searchQuery(cond, order), sargs...); err != nil {
 			return nil, fmt.Errorf("search tasks: %w", err)
 		}
@@ -130,6 +137,21 @@ func pageCond(f PageFilter) (cond string, args []any, order string) {
 	if f.Status != "" {
 		where = append(where, "status = ?")
 		args = append(args, f.Status)
+	} else if len(f.Statuses) > 0 {
+		// "+status": not by the status index, which would need a sort of all those tasks;
+		// the (team_id, id) index is read in page order and filtered.
+		where = append(where, "+status in (?"+strings.Repeat(", ?", len(f.Statuses)-1)+")")
+		for _, st := range f.Statuses {
+			args = append(args, st)
+		}
+	}
+	if f.CreatedFrom > 0 {
+		where = append(where, "id >= ?")
+		args = append(args, MinUUIDv7(f.CreatedFrom))
+	}
+	if f.CreatedTo > 0 {
+		where = append(where, "id < ?")
+		args = append(args, MinUUIDv7(f.CreatedTo))
 	}
 	if f.SearchIsID {
 		where = append(where, "id = ?")
@@ -149,11 +171,13 @@ func pageCond(f PageFilter) (cond string, args []any, order string) {
 }
 
 // searchQuery walks at most a window of rows (the first extra argument) of the index
-// in page order, keeps those whose target URL matches, and reads the page of them.
+// in page order, keeps those whose target URL, id or error matches (the same pattern, three
+// times), and reads the page of them.
 func searchQuery(cond, order string) string {
-	window := `select id, target_url from tasks where ` + cond + ` order by id ` + order + ` limit ?`
+	window := `select id, target_url, error from tasks where ` + cond + ` order by id ` + order + ` limit ?`
 	return `select ` + rowCols + ` from tasks where id in (select id from (` + window + `)
-		where target_url like ? escape '\' order by id ` + order + ` limit ?) order by id ` + order
+		where target_url like ? escape '\' or id like ? escape '\' or coalesce(error, '') like ? escape '\'
+		order by id ` + order + ` limit ?) order by id ` + order
 }
 
 // NewestTaskID returns the id of the team's newest task, "" when it has none.
@@ -166,9 +190,29 @@ func (s *Store) NewestTaskID(ctx context.Context, teamID string) (string, error)
 	return ids[0], nil
 }
 
+// TeamTaskIDs returns those of ids that are tasks of teamID (ids must be canonical UUIDs).
+func (s *Store) TeamTaskIDs(ctx context.Context, teamID string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, teamID)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	q := `select id from tasks where team_id = ? and id in (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+	var out []string
+	if err := s.R.SelectContext(ctx, &out, q, args...); err != nil {
+		return nil, fmt.Errorf("check task ids: %w", err)
+	}
+	return out, nil
+}
+
 // MinuteStat counts the tasks created and finished in one minute.
 type MinuteStat struct {
-	Created, Completed, Failed int
+	Created, Completed int
+	Failed             int // failed or timed out
+	TimedOut           int // of Failed, those that timed out
 }
 
 // PerMinute counts a team's tasks created and finished in each minute since from (Unix ms),
@@ -208,8 +252,11 @@ func (s *Store) PerMinute(ctx context.Context, teamID string, from int64) (map[i
 		switch d.Status {
 		case StatusCompleted:
 			st.Completed += d.N
-		case StatusFailed, StatusTimeout:
+		case StatusFailed:
 			st.Failed += d.N
+		case StatusTimeout:
+			st.Failed += d.N
+			st.TimedOut += d.N
 		}
 	}
 	return out, nil

@@ -53,7 +53,7 @@ func TestAdminQueryPlans(t *testing.T) {
 	}
 	search := func(f PageFilter) (string, []any) {
 		cond, args, order := pageCond(f)
-		return searchQuery(cond, order), append(args, 1000, "%x%", 51)
+		return searchQuery(cond, order), append(args, 1000, "%x%", "%x%", "%x%", 51)
 	}
 	type c struct {
 		name string
@@ -77,6 +77,8 @@ func TestAdminQueryPlans(t *testing.T) {
 	add("url search", q, a, "tasks_team_id_id_idx (team_id=? AND id<?)")
 	q, a = search(PageFilter{TeamID: team, Status: "failed", Search: "x"})
 	add("url search with status", q, a, "tasks_team_id_status_id_idx (team_id=? AND status=?)")
+	q, a = page(PageFilter{TeamID: team, Statuses: []string{"failed", "timeout"}, CreatedFrom: 1, CreatedTo: 2})
+	add("several statuses, time range", q, a, "USING INDEX tasks_team_id_id_idx (team_id=? AND id>? AND id<?)")
 	add("newest id", qNewestTaskID, []any{team}, "COVERING INDEX tasks_team_id_id_idx (team_id=?)")
 	add("created per minute", qCreatedPerMinute, []any{team, id, 0}, "USING INDEX tasks_team_id_id_idx (team_id=? AND id>?)")
 	add("finished per minute", qFinishedPerMinute, []any{team, 0},
