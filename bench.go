@@ -37,7 +37,7 @@ type BenchCmd struct {
 	HealthyTasks int           `help:"Team B's tasks to a healthy target, created after team A's (hang scenario)." default:"200"`
 	Wait         time.Duration `help:"Longest wait for the callbacks of one measurement." default:"3m"`
 	Sync         string        `help:"SQLite synchronous mode of the server under test." default:"full" enum:"full,normal"`
-	ServerArg    []string      `help:"Extra flag for the server under test (repeatable), e.g. --server-arg=--workers=500." sep:"none"`
+	ServerArg    []string      `help:"Extra flag for the server under test (repeatable), e.g. --server-arg=--flow-parallelism=500." sep:"none"`
 	Keep         bool          `help:"Keep the temporary database."`
 }
 
