@@ -87,6 +87,7 @@ var taskColumns = []taskColumn{
 	{"expires_at", true, func(t *Task) any { return i64(t.ExpiresAt) }, func(t *Task) any { return &t.ExpiresAt }},
 	{"completed_at", true, func(t *Task) any { return i64(t.CompletedAt) }, func(t *Task) any { return &t.CompletedAt }},
 	{"due_at", true, func(t *Task) any { return i64(t.DueAt) }, func(t *Task) any { return &t.DueAt }},
+	{"schedule_id", false, func(t *Task) any { return str(t.ScheduleID) }, func(t *Task) any { return &t.ScheduleID }},
 }
 
 // taskArgs is every column's value, in taskCols order.

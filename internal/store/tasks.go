@@ -71,6 +71,7 @@ type Task struct {
 	ExpiresAt          *int64  `db:"expires_at"`
 	CompletedAt        *int64  `db:"completed_at"`
 	DueAt              *int64  `db:"due_at"`
+	ScheduleID         *string `db:"schedule_id"` // the schedule whose run made the task
 
 	// WebhookNow is not stored: the write that ended the task leased its completion webhook
 	// and asks for it to be sent as soon as that write is durable.
@@ -85,7 +86,7 @@ const taskCols = `id, team_id, status, target_url, target_host, method, headers,
 	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash,
 	callback_hash, callback_nonce, provider, poll_config, poll_count, signal,
 	buffered_signal, progress, last_heartbeat_at, on_complete, created_at, started_at,
-	waiting_since, expires_at, completed_at, due_at`
+	waiting_since, expires_at, completed_at, due_at, schedule_id`
 
 var (
 	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(taskColumns)-1) + `)`
@@ -305,6 +306,7 @@ type ListFilter struct {
 	CreatedAfter  int64 // ms, 0 = none
 	CreatedBefore int64
 	TargetHost    string
+	ScheduleID    string
 	Limit, Offset int
 }
 
@@ -330,9 +332,13 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]Task, int, error) {
 		where = append(where, "target_host = ?")
 		args = append(args, strings.ToLower(f.TargetHost))
 	}
+	if f.ScheduleID != "" {
+		where = append(where, "schedule_id = ?")
+		args = append(args, f.ScheduleID)
+	}
 	cond := strings.Join(where, " and ")
 	var total int
-	if f.CreatedAfter == 0 && f.CreatedBefore == 0 && f.TargetHost == "" {
+	if f.CreatedAfter == 0 && f.CreatedBefore == 0 && f.TargetHost == "" && f.ScheduleID == "" {
 		// Team and status filters only: the in-memory counts know the total.
 		counts := s.StatusCounts(f.TeamID)
 		for st, n := range counts {
