@@ -28,6 +28,9 @@ type metrics struct {
 	polls      *prometheus.CounterVec // result: running, done, failed, transient
 	httpReqs   *prometheus.CounterVec // code class
 	all        []prometheus.Collector // everything registered
+
+	// kind: scheduled, catchup, trigger; outcome: created, invalid (the body made no task)
+	scheduleRuns *prometheus.CounterVec
 }
 
 func newMetrics(a *App) *metrics {
@@ -55,6 +58,9 @@ func newMetrics(a *App) *metrics {
 		Help: "Provider status polls by result."}, []string{"result"})
 	m.httpReqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_http_requests_total",
 		Help: "API requests by status class."}, []string{"code"})
+	m.scheduleRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_schedule_runs_total",
+		Help: "Schedule runs by kind (scheduled, catchup, trigger) and outcome (created, invalid)."}, []string{"kind", "outcome"})
+	f(m.scheduleRuns)
 	for _, c := range []prometheus.Collector{m.created, m.callbacks, m.callbackS, m.timerLag, m.webhooks, m.signals,
 		m.batchSize, m.commitS, m.writeFails, m.polls, m.httpReqs} {
 		f(c)
