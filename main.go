@@ -43,6 +43,8 @@ type CLI struct {
 	Tasks  TasksCmd  `cmd:"" help:"Create, show, list, cancel and retry tasks on a running server (client)."`
 	Signal SignalCmd `cmd:"" help:"Resolve a waiting task with its signal token (client; no API key)."`
 	Tail   TailCmd   `cmd:"" help:"Follow task changes live on a running server (client)."`
+
+	Schedules SchedulesCmd `cmd:"" help:"Create, show, list, pause, resume, trigger and delete schedules (recurring tasks) on a running server (client)."`
 }
 
 func main() {
