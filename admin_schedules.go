@@ -112,7 +112,7 @@ func (s *admin) scheduleDetail(w http.ResponseWriter, r *http.Request, sess *ses
 }
 
 func (s *admin) showSchedule(w http.ResponseWriter, r *http.Request, sess *session, status int, flash, errMsg, confirm string) error {
-	id, err := parseScheduleID(r.PathValue("id"))
+	id, err := parseScheduleID(r.PathValue("sid"))
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (s *admin) showSchedule(w http.ResponseWriter, r *http.Request, sess *sessi
 // scheduleAction is POST /schedules/{id}/{action}, confirmed (confirm=yes) on the detail
 // page first; it runs the API's handler for the action.
 func (s *admin) scheduleAction(w http.ResponseWriter, r *http.Request, sess *session) error {
-	id, err := parseScheduleID(r.PathValue("id"))
+	id, err := parseScheduleID(r.PathValue("sid"))
 	if err != nil {
 		return err
 	}

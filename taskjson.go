@@ -53,9 +53,7 @@ func (v *TaskJSON) appendJSON(b []byte) ([]byte, error) {
 	w.optStr(`,"waitingSince":`, v.WaitingSince)
 	w.optStr(`,"expiresAt":`, v.ExpiresAt)
 	w.optStr(`,"completedAt":`, v.CompletedAt)
-	if v.ScheduleID != nil {
-		w.optStr(`,"scheduleId":`, v.ScheduleID)
-	}
+	w.optStr(`,"scheduleId":`, v.ScheduleID)
 	return w.end()
 }
 

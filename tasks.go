@@ -84,7 +84,7 @@ type TaskJSON struct {
 	WaitingSince     *string           `json:"waitingSince"`
 	ExpiresAt        *string           `json:"expiresAt"`
 	CompletedAt      *string           `json:"completedAt"`
-	ScheduleID       *string           `json:"scheduleId,omitempty"` // the schedule whose run made it
+	ScheduleID       *string           `json:"scheduleId"` // the schedule whose run made it
 }
 
 // taskResponse is the body of every answer that returns one task, with the extras some

@@ -74,7 +74,7 @@ type Task struct {
 	WaitingSince    *time.Time       `json:"waitingSince"`
 	ExpiresAt       *time.Time       `json:"expiresAt"`
 	CompletedAt     *time.Time       `json:"completedAt"`
-	ScheduleID      *string          `json:"scheduleId,omitempty"` // the schedule whose run made it
+	ScheduleID      *string          `json:"scheduleId"` // the schedule whose run made it
 }
 
 // Terminal reports whether the task has reached a final status.
