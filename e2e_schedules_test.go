@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -345,4 +346,53 @@ func schedTasksDB(t *testing.T, dbPath, id string) (dup bool, n int) {
 		t.Fatal(err)
 	}
 	return keys != n, n
+}
+
+// The schedules commands drive a running server through the Go client.
+func TestE2EScheduleCLI(t *testing.T) {
+	t.Parallel()
+	target, _ := schedTarget(t)
+	s := startServer(t, "")
+	flags := []string{"--url", s.base, "--api-key", s.key}
+	cli := func(args ...string) (string, string, int) { return aqtCLI(t, append(args, flags...)...) }
+
+	out, errOut, code := cli("schedules", "create", "--target-url", target.URL, "--every", "1h", "--priority", "7", "--json")
+	if code != 0 {
+		t.Fatalf("create: %d %s %s", code, out, errOut)
+	}
+	var created struct{ Schedule ScheduleJSON }
+	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.Schedule.ID, "sch_") {
+		t.Fatalf("create printed %q: %v", out, err)
+	}
+	id := created.Schedule.ID
+	if !strings.Contains(string(created.Schedule.Task), `"priority":7`) {
+		t.Fatalf("task body: %s", created.Schedule.Task)
+	}
+	if out, _, code := cli("schedules", "list"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "every 1h") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if out, _, code := cli("schedules", "pause", id); code != 0 || !strings.Contains(out, "Paused:") || !strings.Contains(out, "true") {
+		t.Fatalf("pause: %d %s", code, out)
+	}
+	if out, _, code := cli("schedules", "resume", id); code != 0 || strings.Contains(out, "Next run:  -") {
+		t.Fatalf("resume: %d %s", code, out)
+	}
+	if out, _, code := cli("schedules", "trigger", id); code != 0 || !strings.Contains(out, "pending") && !strings.Contains(out, "processing") && !strings.Contains(out, "completed") {
+		t.Fatalf("trigger: %d %s", code, out)
+	}
+	if _, total := schedTasks(t, s, id); total != 1 {
+		t.Fatalf("tasks after one trigger: %d", total)
+	}
+	if out, _, code := cli("schedules", "get", id); code != 0 || !strings.Contains(out, "Last task:") {
+		t.Fatalf("get: %d %s", code, out)
+	}
+	if _, errOut, code := cli("schedules", "create", "--target-url", target.URL, "--cron", "61 * * * *"); code != exitInvalid || !strings.Contains(errOut, "cron") {
+		t.Fatalf("bad cron: exit %d %s, want %d naming cron", code, errOut, exitInvalid)
+	}
+	if _, _, code := cli("schedules", "delete", id); code != 0 {
+		t.Fatalf("delete: %d", code)
+	}
+	if _, _, code := cli("schedules", "get", id); code != exitNotFound {
+		t.Fatalf("get after delete: exit %d, want %d", code, exitNotFound)
+	}
 }

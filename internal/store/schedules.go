@@ -93,7 +93,12 @@ func (s *Store) Schedules(ctx context.Context, teamID string, limit, offset int)
 // partial index on next_run_at.
 func (s *Store) SchedulesDueBefore(ctx context.Context, from, until int64) ([]Timer, error) {
 	var ts []Timer
-	err := s.sel(ctx, &ts, `select id, next_run_at as due_at from schedules indexed by schedules_next_run_at_idx
-		where next_run_at is not null and next_run_at >= ? and next_run_at < ? order by next_run_at, id`, from, until)
+	err := s.sel(ctx, &ts, qSchedulesDue, from, until)
 	return ts, err
 }
+
+const (
+	qSchedulesDue = `select id, next_run_at as due_at from schedules indexed by schedules_next_run_at_idx
+		where next_run_at is not null and next_run_at >= ? and next_run_at < ? order by next_run_at, id`
+	qTasksOfSchedule = `select id from tasks where team_id = ? and schedule_id = ? order by id desc limit 20`
+)
