@@ -486,7 +486,9 @@ func (a *App) runTask(s *store.Schedule, now time.Time) (*store.Task, error) {
 // runKey is the idempotency key of the run of schedule id due at due (Unix ms).
 func runKey(id string, due int64) string { return fmt.Sprintf("schedule:%s:%d", id, due) }
 
-// fireSchedules makes the runs among timers that fell due and returns the other timers.
+// fireSchedules starts the runs among timers that fell due and returns the other timers.
+// Each run is its own write, started at once, so that runs due together share a group
+// commit rather than wait for each other's.
 func (d *dispatcher) fireSchedules(es []timerq.Entry) []timerq.Entry {
 	rest := es[:0:0]
 	for _, e := range es {
@@ -494,7 +496,7 @@ func (d *dispatcher) fireSchedules(es []timerq.Entry) []timerq.Entry {
 			rest = append(rest, e)
 			continue
 		}
-		d.a.fireSchedule(d.runCtx, e.ID)
+		d.spawn(func() { d.a.fireSchedule(d.runCtx, e.ID) })
 	}
 	return rest
 }
