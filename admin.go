@@ -270,6 +270,9 @@ func (s *admin) routes() []adminRoute {
 		{pattern: "POST /vault", h: s.createVaultToken},
 		{pattern: "POST /vault/{id}/delete", h: s.deleteVaultToken},
 		{pattern: "GET /events", h: s.events},
+		{pattern: "GET /schedules", h: s.scheduleList},         // admin_schedules.go
+		{pattern: "GET /schedules/{sid}", h: s.scheduleDetail}, // admin_schedules.go
+		{pattern: "POST /schedules/{sid}/{action}", h: s.scheduleAction},
 	}
 }
 

@@ -257,6 +257,9 @@ func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 	}
 	a.loadedUntil = until
 	a.horizonMu.Unlock()
+	if err := a.loadScheduleTimers(ctx, from, until); err != nil { // schedules.go
+		return err
+	}
 
 	afterDue, afterID := from-1, ""
 	for {
@@ -278,6 +281,7 @@ func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 // (cancelled, signalled, rescheduled) is stale and ignored.
 func (d *dispatcher) fire(es []timerq.Entry) {
 	a := d.a
+	es = d.fireSchedules(es) // schedule runs (schedules.go); the rest are tasks'
 	for len(es) > 0 {
 		batch := es[:min(len(es), 256)]
 		es = es[len(batch):]

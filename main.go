@@ -44,6 +44,8 @@ type CLI struct {
 	Signal SignalCmd `cmd:"" help:"Resolve a waiting task with its signal token (client; no API key)."`
 	Tail   TailCmd   `cmd:"" help:"Follow task changes live on a running server (client)."`
 	Flows  FlowsCmd  `cmd:"" help:"List flows and set their limits, pause and resume them (client)."`
+
+	Schedules SchedulesCmd `cmd:"" help:"Create, show, list, pause, resume, trigger and delete schedules (recurring tasks) on a running server (client)."`
 }
 
 func main() {

@@ -29,6 +29,9 @@ type metrics struct {
 	httpReqs   *prometheus.CounterVec // code class
 	slotWaits  *prometheus.CounterVec // reason a due task could not start at once
 	all        []prometheus.Collector // everything registered
+
+	// kind: scheduled, catchup, trigger; outcome: created, invalid (the body made no task)
+	scheduleRuns *prometheus.CounterVec
 }
 
 func newMetrics(a *App) *metrics {
@@ -63,6 +66,9 @@ func newMetrics(a *App) *metrics {
 		Help: "Calls of task targets in flight now."}, func() float64 { n, _ := a.sched.totals(); return float64(n) })
 	paused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asyncqueue_flows_paused",
 		Help: "Flows paused now, by hand or by a target's Retry-After."}, func() float64 { _, n := a.sched.totals(); return float64(n) })
+	m.scheduleRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_schedule_runs_total",
+		Help: "Schedule runs by kind (scheduled, catchup, trigger) and outcome (created, invalid)."}, []string{"kind", "outcome"})
+	f(m.scheduleRuns)
 	for _, c := range []prometheus.Collector{m.created, m.callbacks, m.callbackS, m.timerLag, m.webhooks, m.signals,
 		m.batchSize, m.commitS, m.writeFails, m.polls, m.httpReqs, m.slotWaits, inFlight, paused} {
 		f(c)

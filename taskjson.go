@@ -54,6 +54,7 @@ func (v *TaskJSON) appendJSON(b []byte) ([]byte, error) {
 	w.optStr(`,"waitingSince":`, v.WaitingSince)
 	w.optStr(`,"expiresAt":`, v.ExpiresAt)
 	w.optStr(`,"completedAt":`, v.CompletedAt)
+	w.optStr(`,"scheduleId":`, v.ScheduleID)
 	return w.end()
 }
 

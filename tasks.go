@@ -86,6 +86,7 @@ type TaskJSON struct {
 	WaitingSince     *string           `json:"waitingSince"`
 	ExpiresAt        *string           `json:"expiresAt"`
 	CompletedAt      *string           `json:"completedAt"`
+	ScheduleID       *string           `json:"scheduleId"` // the schedule whose run made it
 }
 
 // taskResponse is the body of every answer that returns one task, with the extras some
@@ -110,7 +111,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 		Provider: t.Provider, PollConfig: rawJSON(t.PollConfig),
 		CreatedAt: *formatTime(&t.CreatedAt), StartedAt: formatTime(t.StartedAt),
 		WaitingSince: formatTime(t.WaitingSince), ExpiresAt: formatTime(t.ExpiresAt),
-		CompletedAt: formatTime(t.CompletedAt),
+		CompletedAt: formatTime(t.CompletedAt), ScheduleID: t.ScheduleID,
 	}
 	if t.HeartbeatTimeoutMS != nil {
 		s := float64(*t.HeartbeatTimeoutMS) / 1000
@@ -632,6 +633,7 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	f.TargetHost = q.Get("targetHost")
 	f.MaxField = ListFieldLimit
+	f.ScheduleID = q.Get("scheduleId")
 	tasks, total, err := a.store.List(r.Context(), f)
 	if err != nil {
 		return err

@@ -75,6 +75,7 @@ type Task struct {
 	WaitingSince    *time.Time       `json:"waitingSince"`
 	ExpiresAt       *time.Time       `json:"expiresAt"`
 	CompletedAt     *time.Time       `json:"completedAt"`
+	ScheduleID      *string          `json:"scheduleId"` // the schedule whose run made it
 }
 
 // Terminal reports whether the task has reached a final status.
@@ -326,6 +327,7 @@ type ListOptions struct {
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
 	TargetHost    string // only tasks whose targetUrl has this host
+	ScheduleID    string // only tasks made by this schedule's runs
 }
 
 // Query returns the options as URL query parameters.
@@ -348,6 +350,9 @@ func (o ListOptions) Query() url.Values {
 	}
 	if o.TargetHost != "" {
 		q.Set("targetHost", o.TargetHost)
+	}
+	if o.ScheduleID != "" {
+		q.Set("scheduleId", o.ScheduleID)
 	}
 	return q
 }

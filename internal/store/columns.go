@@ -88,6 +88,7 @@ var taskColumns = []taskColumn{
 	{"completed_at", true, func(t *Task) any { return i64(t.CompletedAt) }, func(t *Task) any { return &t.CompletedAt }},
 	{"due_at", true, func(t *Task) any { return i64(t.DueAt) }, func(t *Task) any { return &t.DueAt }},
 	{"flow_key", false, func(t *Task) any { return str(t.FlowKey) }, func(t *Task) any { return &t.FlowKey }},
+	{"schedule_id", false, func(t *Task) any { return str(t.ScheduleID) }, func(t *Task) any { return &t.ScheduleID }},
 }
 
 // taskArgs is every column's value, in taskCols order.

@@ -72,6 +72,7 @@ type Task struct {
 	CompletedAt        *int64  `db:"completed_at"`
 	DueAt              *int64  `db:"due_at"`
 	FlowKey            *string `db:"flow_key"` // as given at create; nil: the target's origin
+	ScheduleID         *string `db:"schedule_id"` // the schedule whose run made the task
 
 }
 
@@ -80,7 +81,7 @@ const taskCols = `id, team_id, status, target_url, target_host, method, headers,
 	heartbeat_timeout_ms, retry_count, attempts, start_result, result, error, signal_hash,
 	callback_hash, callback_nonce, provider, poll_config, poll_count, signal,
 	buffered_signal, progress, last_heartbeat_at, on_complete, created_at, started_at,
-	waiting_since, expires_at, completed_at, due_at, flow_key`
+	waiting_since, expires_at, completed_at, due_at, flow_key, schedule_id`
 
 var (
 	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(taskColumns)-1) + `)`
@@ -299,6 +300,7 @@ type ListFilter struct {
 	CreatedAfter  int64 // ms, 0 = none
 	CreatedBefore int64
 	TargetHost    string
+	ScheduleID    string
 	Limit, Offset int
 	// MaxField, when above 0, bounds what a page holds: a large column (headers, body,
 	// results, progress, signals, error) longer than this many bytes is read as empty
@@ -358,9 +360,13 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]ListedTask, int, erro
 		where = append(where, "target_host = ?")
 		args = append(args, strings.ToLower(f.TargetHost))
 	}
+	if f.ScheduleID != "" {
+		where = append(where, "schedule_id = ?")
+		args = append(args, f.ScheduleID)
+	}
 	cond := strings.Join(where, " and ")
 	var total int
-	if f.CreatedAfter == 0 && f.CreatedBefore == 0 && f.TargetHost == "" {
+	if f.CreatedAfter == 0 && f.CreatedBefore == 0 && f.TargetHost == "" && f.ScheduleID == "" {
 		// Team and status filters only: the in-memory counts know the total.
 		counts := s.StatusCounts(f.TeamID)
 		for st, n := range counts {
