@@ -575,7 +575,9 @@ func TestAdminLoginThrottled(t *testing.T) {
 	start := time.Now()
 	// The budget refills one attempt per minute/LoginAttemptsPerMinute: a slow machine may
 	// earn a few more while the loop runs.
-	allowed := func() int { return LoginAttemptsPerMinute + int(time.Since(start)/(time.Minute/LoginAttemptsPerMinute)) }
+	allowed := func() int {
+		return LoginAttemptsPerMinute + int(time.Since(start)/(time.Minute/LoginAttemptsPerMinute))
+	}
 	for i := range 1000 {
 		r := e.do("POST", "/login", url.Values{"key": {bad[i%len(bad)]}})
 		switch r.status {

@@ -71,7 +71,7 @@ type Task struct {
 	ExpiresAt          *int64  `db:"expires_at"`
 	CompletedAt        *int64  `db:"completed_at"`
 	DueAt              *int64  `db:"due_at"`
-	FlowKey            *string `db:"flow_key"` // as given at create; nil: the target's origin
+	FlowKey            *string `db:"flow_key"`    // as given at create; nil: the target's origin
 	ScheduleID         *string `db:"schedule_id"` // the schedule whose run made the task
 
 }
