@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asyncqueue/asyncqueue/client"
 )
 
 // schedTarget is a callback target that counts its calls.
@@ -394,5 +397,53 @@ func TestE2EScheduleCLI(t *testing.T) {
 	}
 	if _, _, code := cli("schedules", "get", id); code != exitNotFound {
 		t.Fatalf("get after delete: exit %d, want %d", code, exitNotFound)
+	}
+}
+
+// The Go client's schedule methods against the real binary.
+func TestE2EScheduleClient(t *testing.T) {
+	t.Parallel()
+	target, _ := schedTarget(t)
+	s := startServer(t, "")
+	c := client.New(s.base, s.key)
+	ctx := context.Background()
+	sc, err := c.CreateSchedule(ctx, client.CreateScheduleRequest{Every: 2 * time.Hour,
+		Task: client.CreateTaskRequest{TargetURL: target.URL, Priority: 9}})
+	if err != nil || sc.Every == nil || *sc.Every != "2h0m0s" || sc.NextRunAt == nil || sc.Paused {
+		t.Fatalf("create: %+v %v", sc, err)
+	}
+	if _, err := c.CreateSchedule(ctx, client.CreateScheduleRequest{Cron: "nope", Task: client.CreateTaskRequest{TargetURL: target.URL}}); !client.IsInvalid(err) || !strings.Contains(err.Error(), "cron") {
+		t.Fatalf("bad cron: %v", err)
+	}
+	if p, err := c.PauseSchedule(ctx, sc.ID); err != nil || !p.Paused || p.NextRunAt != nil {
+		t.Fatalf("pause: %+v %v", p, err)
+	}
+	if r, err := c.ResumeSchedule(ctx, sc.ID); err != nil || r.Paused || r.NextRunAt == nil {
+		t.Fatalf("resume: %+v %v", r, err)
+	}
+	cron, tz := "30 2 * * *", "Europe/Berlin"
+	if u, err := c.UpdateSchedule(ctx, sc.ID, client.UpdateScheduleRequest{Cron: &cron, Timezone: &tz}); err != nil || u.Cron == nil || *u.Cron != cron || u.Every != nil || u.Timezone != tz {
+		t.Fatalf("update: %+v %v", u, err)
+	}
+	task, err := c.TriggerSchedule(ctx, sc.ID)
+	if err != nil || task.ScheduleID == nil || *task.ScheduleID != sc.ID || task.Priority != 9 {
+		t.Fatalf("trigger: %+v %v", task, err)
+	}
+	list, err := c.ListTasks(ctx, client.ListOptions{ScheduleID: sc.ID})
+	if err != nil || list.Pagination.Total != 1 || list.Tasks[0].ID != task.ID {
+		t.Fatalf("tasks of the schedule: %+v %v", list, err)
+	}
+	got, err := c.GetSchedule(ctx, sc.ID)
+	if err != nil || got.LastTaskID == nil || *got.LastTaskID != task.ID || got.LastRunAt == nil {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	if l, err := c.ListSchedules(ctx, 10, 0); err != nil || l.Pagination.Total != 1 || l.Schedules[0].ID != sc.ID {
+		t.Fatalf("list: %+v %v", l, err)
+	}
+	if err := c.DeleteSchedule(ctx, sc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetSchedule(ctx, sc.ID); !client.IsNotFound(err) {
+		t.Fatalf("get after delete: %v", err)
 	}
 }
