@@ -372,17 +372,21 @@ func (c *TasksListCmd) Run(ctx context.Context) error {
 			fmt.Fprintf(w, "%s\t%s\t%s %s\t%s\t%d/%d\t%s\n", t.ID, t.Status, t.Method, clip(t.TargetURL, 60),
 				showTime(&t.CreatedAt), t.RetryCount, t.MaxRetries, clip(deref(t.Error), 60))
 		}
-		p := list.Pagination
-		if len(list.Tasks) == 0 {
-			fmt.Fprintf(w, "no tasks (of %d)\n", p.Total)
-		} else {
-			fmt.Fprintf(w, "%d-%d of %d", p.Offset+1, p.Offset+len(list.Tasks), p.Total)
-			if p.HasMore {
-				fmt.Fprintf(w, " (next page: --offset %d)", p.Offset+len(list.Tasks))
-			}
-			fmt.Fprintln(w)
-		}
+		showPage(w, list.Pagination, len(list.Tasks), "tasks")
 	})
+}
+
+// showPage writes where a page of n items stands in the list, and how to get the next one.
+func showPage(w io.Writer, p client.Pagination, n int, noun string) {
+	if n == 0 {
+		fmt.Fprintf(w, "no %s (of %d)\n", noun, p.Total)
+		return
+	}
+	fmt.Fprintf(w, "%d-%d of %d", p.Offset+1, p.Offset+n, p.Total)
+	if p.HasMore {
+		fmt.Fprintf(w, " (next page: --offset %d)", p.Offset+n)
+	}
+	fmt.Fprintln(w)
 }
 
 // TasksCancelCmd is `asyncqueue tasks cancel`.

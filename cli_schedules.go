@@ -127,16 +127,7 @@ func (c *SchedulesListCmd) Run(ctx context.Context) error {
 			fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", s.ID, clip(scheduleWhen(s), 50), s.Paused,
 				showTime(s.NextRunAt), showTime(s.LastRunAt), deref(s.LastTaskID))
 		}
-		p := list.Pagination
-		if len(list.Schedules) == 0 {
-			fmt.Fprintf(w, "no schedules (of %d)\n", p.Total)
-		} else {
-			fmt.Fprintf(w, "%d-%d of %d", p.Offset+1, p.Offset+len(list.Schedules), p.Total)
-			if p.HasMore {
-				fmt.Fprintf(w, " (next page: --offset %d)", p.Offset+len(list.Schedules))
-			}
-			fmt.Fprintln(w)
-		}
+		showPage(w, list.Pagination, len(list.Schedules), "schedules")
 	})
 }
 
