@@ -203,3 +203,29 @@ func storageError(err error) *Error {
 	}
 	return nil
 }
+
+// teamCounter counts something each team holds open (long polls), against a cap.
+type teamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes one for team unless it holds max already (max 0: no limit); release gives it back.
+func (c *teamCounter) acquire(team string, max int) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if max > 0 && c.n[team] >= max {
+		return nil, false
+	}
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[team]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.n[team]--; c.n[team] == 0 {
+			delete(c.n, team)
+		}
+	}, true
+}

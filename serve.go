@@ -40,6 +40,7 @@ type ServeCmd struct {
 	Retention           time.Duration `help:"Delete finished tasks this long after they finished (0 keeps them)." default:"720h" env:"ASYNCQUEUE_RETENTION"`
 	RateLimit           string        `help:"API requests per team, e.g. 600/min, 10/s (0 = no limit)." default:"0" env:"ASYNCQUEUE_RATE_LIMIT"`
 	MaxDBSize           int64         `help:"Refuse writes (507) once the database file would grow past this many bytes (0 = no limit)." default:"0" env:"ASYNCQUEUE_MAX_DB_SIZE"`
+	MaxLongPolls        int           `help:"Long polls (GET /v1/tasks/{id}?wait=) one team may hold open at once; more get 429 (0 = no limit)." default:"100" env:"ASYNCQUEUE_MAX_LONG_POLLS"`
 	PprofAddr           string        `help:"Serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty." env:"ASYNCQUEUE_PPROF_ADDR"`
 }
 
@@ -83,6 +84,9 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	}
 	if c.Retention < 0 || c.MaxDBSize < 0 {
 		return errors.New("--retention and --max-db-size must not be negative")
+	}
+	if c.MaxLongPolls < 0 {
+		return errors.New("--max-long-polls must be 0 (no limit) or more")
 	}
 	if c.Workers < 1 {
 		return errors.New("--workers must be at least 1")
