@@ -75,9 +75,19 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		}
 	}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationMS}))
 	}
 	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly}))
+}
+
+// durationMS writes durations in JSON logs as milliseconds, with "_ms" added to the key
+// ("startup_ms": 3.2), instead of slog's bare nanoseconds.
+func durationMS(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		d := a.Value.Duration()
+		return slog.Float64(a.Key+"_ms", float64(d.Microseconds())/1000)
+	}
+	return a
 }
 
 // Set by the release build (scripts/release.sh) with -ldflags -X.
@@ -109,6 +119,10 @@ func (VersionCmd) Run() error {
 				rev = " " + s.Value
 			}
 		}
+	}
+	if rev == "" && version == "" {
+		// Neither -ldflags nor VCS stamping (go build -buildvcs=false, or no git): say how to get one.
+		rev = " (not stamped: build with scripts/release.sh, or go build -ldflags \"-X main.version=<v> -X main.commit=<sha>\")"
 	}
 	fmt.Printf("asyncqueue %s%s\n", Version(), rev)
 	return nil
