@@ -19,8 +19,9 @@ import (
 
 // BackupCmd copies the database consistently while the server runs.
 type BackupCmd struct {
-	To    string `help:"File to write the copy to (must not exist unless --force)." required:"" type:"path"`
-	Force bool   `help:"Overwrite --to if it exists."`
+	DBFlag `embed:""`
+	To     string `help:"File to write the copy to (must not exist unless --force)." required:"" type:"path"`
+	Force  bool   `help:"Overwrite --to if it exists."`
 }
 
 // Run writes the copy with VACUUM INTO, which reads one snapshot: every task committed

@@ -26,6 +26,8 @@ import (
 
 // ServeCmd runs the server.
 type ServeCmd struct {
+	DBFlag              `embed:""`
+	LogFlags            `embed:""`
 	Addr                string        `help:"Address to listen on." default:":8080" env:"ASYNCQUEUE_ADDR"`
 	PublicURL           string        `help:"Public base URL of this server, used in callback URLs (default http://<addr>)." env:"ASYNCQUEUE_PUBLIC_URL"`
 	AllowPrivateTargets bool          `help:"Let tasks call loopback, private, link-local and CGNAT addresses (cloud metadata stays blocked)." env:"ASYNCQUEUE_ALLOW_PRIVATE_TARGETS"`
