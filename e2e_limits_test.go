@@ -81,8 +81,7 @@ func TestE2EProviderAuthStaysWithOrigin(t *testing.T) {
 	}))
 	defer other.Close()
 	var sameAuth []string
-	var start *httptest.Server
-	start = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	start := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost { // the start call names where to poll
 			fmt.Fprintf(w, `{"url":%q}`, r.URL.Query().Get("poll"))
 			return
