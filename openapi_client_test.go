@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -75,4 +79,70 @@ func TestOpenAPIClientFriendly(t *testing.T) {
 	if len(maxima) > 0 {
 		t.Errorf("query parameters %v declare a maximum; the server clamps them instead of refusing: say so in the description", maxima)
 	}
+}
+
+// TestOpenAPITypeScriptClient generates TypeScript types from the served document with
+// openapi-typescript (its defaults) and type-checks a minimal create, signal and list
+// (testdata/tsclient.ts) with tsc. It needs Node.js: the tools are installed once into
+// $ASYNCQUEUE_TS_TOOLS (default: the user cache). Without npx, or when npm cannot install
+// them, it skips, unless ASYNCQUEUE_TS_CHECK=required (CI sets it).
+func TestOpenAPITypeScriptClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the TypeScript client check runs Node.js tools")
+	}
+	t.Parallel()
+	required := os.Getenv("ASYNCQUEUE_TS_CHECK") == "required"
+	skip := func(format string, args ...any) {
+		t.Helper()
+		if required {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format+" (set ASYNCQUEUE_TS_CHECK=required to make this an error)", args...)
+	}
+	if _, err := exec.LookPath("npx"); err != nil {
+		skip("npx not found: the TypeScript client check needs Node.js")
+	}
+	tools := os.Getenv("ASYNCQUEUE_TS_TOOLS")
+	if tools == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			skip("no cache directory for the Node.js tools: %v", err)
+		}
+		tools = filepath.Join(cache, "asyncqueue-ts-check")
+	}
+	bin := filepath.Join(tools, "node_modules", ".bin")
+	if _, err := os.Stat(filepath.Join(bin, "tsc")); err != nil {
+		os.MkdirAll(tools, 0o755)
+		// openapi-typescript 7 does not run on TypeScript 7: keep 5.
+		cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--silent", "openapi-typescript@7.13.0", "typescript@5")
+		cmd.Dir = tools
+		if out, err := cmd.CombinedOutput(); err != nil {
+			skip("npm install openapi-typescript typescript: %v\n%s", err, out)
+		}
+	}
+
+	c := oaStart(t)
+	res, err := http.Get(c.s.base + "/v1/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/tsclient.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "openapi.json"), doc, 0o644)
+	os.WriteFile(filepath.Join(dir, "check.ts"), src, 0o644)
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(bin, name), args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("openapi-typescript", "openapi.json", "-o", "schema.d.ts")
+	run("tsc", "--noEmit", "--strict", "--target", "es2020", "--moduleResolution", "node", "check.ts")
 }
