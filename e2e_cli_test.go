@@ -472,9 +472,9 @@ func TestE2ECLIFlagsFromEnv(t *testing.T) {
 	found := false
 	for _, m := range aqtJSONLines(p.Logs()) {
 		if m["msg"] == "shutting down" {
-			found = m["timeout"] == "7s" || m["timeout"] == float64(7*time.Second)
+			found = m["timeout_ms"] == float64(7000) // durations are logged in milliseconds
 			if !found {
-				t.Errorf("ASYNCQUEUE_SHUTDOWN_TIMEOUT=7s: shutdown line says timeout %v", m["timeout"])
+				t.Errorf("ASYNCQUEUE_SHUTDOWN_TIMEOUT=7s: shutdown line says timeout_ms %v", m["timeout_ms"])
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -80,8 +81,7 @@ func TestE2EProviderAuthStaysWithOrigin(t *testing.T) {
 	}))
 	defer other.Close()
 	var sameAuth []string
-	var start *httptest.Server
-	start = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	start := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost { // the start call names where to poll
 			fmt.Fprintf(w, `{"url":%q}`, r.URL.Query().Get("poll"))
 			return
@@ -216,5 +216,69 @@ func TestE2ELimitsListMemory(t *testing.T) {
 		t.Errorf("server peak RSS %d MB, want at most 300 MB", peak>>20)
 	} else {
 		t.Logf("server peak RSS %d MB (0: not measured here)", peak>>20)
+	}
+}
+
+// TestE2ELimitsLongPollsPerTeam: a team may hold --max-long-polls long polls open; more get
+// 429 with Retry-After, other teams are not affected, and a finished poll frees its place.
+func TestE2ELimitsLongPollsPerTeam(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "", "--max-long-polls", "3")
+	id := aqtStr(aqtCreate(t, s, map[string]any{"targetUrl": "http://127.0.0.1:9/x", "delay": 3600}), "id")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	held := make(chan struct{}, 3)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			held <- struct{}{}
+			for ctx.Err() == nil { // a 429 here means the probe below held a place: again
+				req, _ := http.NewRequestWithContext(ctx, "GET", s.base+"/v1/tasks/"+id+"?wait=25", nil)
+				req.Header.Set("X-API-Key", s.key)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusTooManyRequests {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+	}
+	for range 3 {
+		<-held
+	}
+	var r resp
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) { // until the three are in the server
+		if r = s.call("GET", "/v1/tasks/"+id+"?wait=1", nil); r.Status == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(aqtErr(r), "long polls") {
+		t.Fatalf("a fourth long poll: %d %s (Retry-After %q), want 429 naming the cap", r.Status, r.Raw, r.Header.Get("Retry-After"))
+	}
+	if r := s.call("GET", "/v1/tasks/"+id, nil); r.Status != 200 {
+		t.Errorf("a plain GET while the long polls are full: %d", r.Status)
+	}
+	other := aqtTeamCreate(t, s.db, "other")
+	otherID := aqtStr(aqtCreate(t, s, map[string]any{"targetUrl": "http://127.0.0.1:9/x", "delay": 3600}, "X-API-Key", other), "id")
+	if r := s.call("GET", "/v1/tasks/"+otherID+"?wait=1", nil, "X-API-Key", other); r.Status != 200 {
+		t.Errorf("another team's long poll: %d %s, want 200", r.Status, r.Raw)
+	}
+	cancel()
+	wg.Wait()
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if r = s.call("GET", "/v1/tasks/"+id+"?wait=1", nil); r.Status == 200 {
+			break
+		}
+	}
+	if r.Status != 200 {
+		t.Errorf("a long poll after the others ended: %d %s", r.Status, r.Raw)
 	}
 }

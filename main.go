@@ -28,10 +28,10 @@ import (
 var schemaSQL string
 
 // CLI is the command line; every flag can also be set through its ASYNCQUEUE_* variable.
+// Each command shows only the flags it uses: --db on those that open the database, the log
+// flags on serve.
 type CLI struct {
-	DB        string `help:"SQLite database file (created if missing)." default:"asyncqueue.db" env:"ASYNCQUEUE_DB" type:"path"`
-	LogFormat string `help:"Log format: auto (text on a terminal, JSON otherwise), text or json." default:"auto" enum:"auto,text,json" env:"ASYNCQUEUE_LOG_FORMAT"`
-	LogLevel  string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error" env:"ASYNCQUEUE_LOG_LEVEL"`
+	DB string `kong:"-"` // the selected command's --db
 
 	Serve   ServeCmd   `cmd:"" help:"Run the server: API, dispatcher, timers (and admin page) in one process."`
 	Keys    KeysCmd    `cmd:"" help:"Manage API keys offline (safe while the server runs)."`
@@ -48,15 +48,64 @@ type CLI struct {
 	Schedules SchedulesCmd `cmd:"" help:"Create, show, list, pause, resume, trigger and delete schedules (recurring tasks) on a running server (client)."`
 }
 
+// DBFlag is --db, on the commands that open the database.
+type DBFlag struct {
+	DB string `help:"SQLite database file (created if missing)." default:"asyncqueue.db" env:"ASYNCQUEUE_DB" type:"path"`
+}
+
+// LogFlags are the logging flags of serve (the other commands do not log).
+type LogFlags struct {
+	LogFormat string `help:"Log format: auto (text on a terminal, JSON otherwise), text or json." default:"auto" enum:"auto,text,json" env:"ASYNCQUEUE_LOG_FORMAT"`
+	LogLevel  string `help:"Log level: debug, info, warn or error." default:"info" enum:"debug,info,warn,error" env:"ASYNCQUEUE_LOG_LEVEL"`
+}
+
+// hoistFlags keeps the older spelling working, with --db and the log flags before the
+// command ("--db x keys list"): they move to just after the command's first word.
+func hoistFlags(args []string) []string {
+	var moved, rest []string
+	i := 0
+	for ; i < len(args) && strings.HasPrefix(args[i], "-"); i++ {
+		name, _, hasValue := strings.Cut(args[i], "=")
+		switch name {
+		case "--db", "--log-format", "--log-level":
+			moved = append(moved, args[i])
+			if !hasValue && i+1 < len(args) {
+				i++
+				moved = append(moved, args[i])
+			}
+		default:
+			rest = append(rest, args[i])
+		}
+	}
+	if len(moved) == 0 || i == len(args) {
+		return args
+	}
+	out := append(rest, args[i])
+	out = append(out, moved...)
+	return append(out, args[i+1:]...)
+}
+
 func main() {
 	var cli CLI
+	os.Args = append(os.Args[:1], hoistFlags(os.Args[1:])...)
 	kctx := kong.Parse(&cli,
 		kong.Name("asyncqueue"),
 		kong.Description("A self-hosted HTTP task queue with wait/signal, in one binary."),
 		kong.UsageOnError(),
 		kong.Exit(func(code int) { os.Exit(usageExit(code)) }), // kong's own usage errors: exit 1, as documented
 	)
-	log := newLogger(os.Stderr, cli.LogFormat, cli.LogLevel)
+	logs := LogFlags{LogFormat: "auto", LogLevel: "info"}
+	switch cmd, _, _ := strings.Cut(kctx.Command(), " "); cmd {
+	case "serve":
+		cli.DB, logs = cli.Serve.DB, cli.Serve.LogFlags
+	case "keys":
+		cli.DB = cli.Keys.DB
+	case "teams":
+		cli.DB = cli.Teams.DB
+	case "backup":
+		cli.DB = cli.Backup.DB
+	}
+	log := newLogger(os.Stderr, logs.LogFormat, logs.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	kctx.BindTo(ctx, (*context.Context)(nil))
@@ -78,9 +127,19 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		}
 	}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl}))
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationMS}))
 	}
 	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lvl, TimeFormat: time.TimeOnly}))
+}
+
+// durationMS writes durations in JSON logs as milliseconds, with "_ms" added to the key
+// ("startup_ms": 3.2), instead of slog's bare nanoseconds.
+func durationMS(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		d := a.Value.Duration()
+		return slog.Float64(a.Key+"_ms", float64(d.Microseconds())/1000)
+	}
+	return a
 }
 
 // Set by the release build (scripts/release.sh) with -ldflags -X.
@@ -113,6 +172,10 @@ func (VersionCmd) Run() error {
 			}
 		}
 	}
+	if rev == "" && version == "" {
+		// Neither -ldflags nor VCS stamping (go build -buildvcs=false, or no git): say how to get one.
+		rev = " (not stamped: build with scripts/release.sh, or go build -ldflags \"-X main.version=<v> -X main.commit=<sha>\")"
+	}
 	fmt.Printf("asyncqueue %s%s\n", Version(), rev)
 	return nil
 }
@@ -123,6 +186,7 @@ func openStore(path string, sync string, onCommit func([]string)) (*store.Store,
 
 // KeysCmd manages API keys.
 type KeysCmd struct {
+	DBFlag `embed:""`
 	Create KeysCreateCmd `cmd:"" help:"Create an API key and print it once."`
 	List   KeysListCmd   `cmd:"" help:"List API keys (prefixes only)."`
 	Revoke KeysRevokeCmd `cmd:"" help:"Revoke an API key by id."`
@@ -238,6 +302,7 @@ func (c *KeysRevokeCmd) Run(ctx context.Context, cli *CLI) error {
 
 // TeamsCmd manages teams.
 type TeamsCmd struct {
+	DBFlag `embed:""`
 	Create TeamsCreateCmd `cmd:"" help:"Create a team and its first API key."`
 	List   TeamsListCmd   `cmd:"" help:"List teams."`
 }

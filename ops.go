@@ -19,8 +19,9 @@ import (
 
 // BackupCmd copies the database consistently while the server runs.
 type BackupCmd struct {
-	To    string `help:"File to write the copy to (must not exist unless --force)." required:"" type:"path"`
-	Force bool   `help:"Overwrite --to if it exists."`
+	DBFlag `embed:""`
+	To     string `help:"File to write the copy to (must not exist unless --force)." required:"" type:"path"`
+	Force  bool   `help:"Overwrite --to if it exists."`
 }
 
 // Run writes the copy with VACUUM INTO, which reads one snapshot: every task committed
@@ -202,4 +203,30 @@ func storageError(err error) *Error {
 		return &Error{http.StatusServiceUnavailable, "The database could not write to disk; nothing was stored. Retry later"}
 	}
 	return nil
+}
+
+// teamCounter counts something each team holds open (long polls), against a cap.
+type teamCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// acquire takes one for team unless it holds max already (max 0: no limit); release gives it back.
+func (c *teamCounter) acquire(team string, max int) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if max > 0 && c.n[team] >= max {
+		return nil, false
+	}
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[team]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.n[team]--; c.n[team] == 0 {
+			delete(c.n, team)
+		}
+	}, true
 }

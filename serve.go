@@ -26,6 +26,8 @@ import (
 
 // ServeCmd runs the server.
 type ServeCmd struct {
+	DBFlag              `embed:""`
+	LogFlags            `embed:""`
 	Addr                string        `help:"Address to listen on." default:":8080" env:"ASYNCQUEUE_ADDR"`
 	PublicURL           string        `help:"Public base URL of this server, used in callback URLs (default http://<addr>)." env:"ASYNCQUEUE_PUBLIC_URL"`
 	AllowPrivateTargets bool          `help:"Let tasks call loopback, private, link-local and CGNAT addresses (cloud metadata stays blocked)." env:"ASYNCQUEUE_ALLOW_PRIVATE_TARGETS"`
@@ -41,6 +43,7 @@ type ServeCmd struct {
 	Retention           time.Duration `help:"Delete finished tasks this long after they finished (0 keeps them)." default:"720h" env:"ASYNCQUEUE_RETENTION"`
 	RateLimit           string        `help:"API requests per team, e.g. 600/min, 10/s (0 = no limit)." default:"0" env:"ASYNCQUEUE_RATE_LIMIT"`
 	MaxDBSize           int64         `help:"Refuse writes (507) once the database file would grow past this many bytes (0 = no limit)." default:"0" env:"ASYNCQUEUE_MAX_DB_SIZE"`
+	MaxLongPolls        int           `help:"Long polls (GET /v1/tasks/{id}?wait=) one team may hold open at once; more get 429 (0 = no limit)." default:"100" env:"ASYNCQUEUE_MAX_LONG_POLLS"`
 	PprofAddr           string        `help:"Serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty." env:"ASYNCQUEUE_PPROF_ADDR"`
 }
 
@@ -90,6 +93,9 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	}
 	if c.FlowParallelism < 1 {
 		return errors.New("--flow-parallelism must be at least 1")
+	}
+	if c.MaxLongPolls < 0 {
+		return errors.New("--max-long-polls must be 0 (no limit) or more")
 	}
 
 	ln, err := net.Listen("tcp", c.Addr)

@@ -46,6 +46,7 @@ type App struct {
 	callbackLimit *iplimit.Limiter
 	metrics       *metrics
 	teamLimit     *teamLimiter
+	longPolls     teamCounter // long polls open, by team
 	vault         *vault.Cipher
 	vaultKey      []byte // also keys the HMAC that makes callback ids
 

@@ -574,6 +574,12 @@ func (a *App) getTask(w http.ResponseWriter, r *http.Request) error {
 	var ch <-chan struct{}
 	var unwatch func()
 	if wait > 0 {
+		release, ok := a.longPolls.acquire(teamOf(r), a.cfg.MaxLongPolls)
+		if !ok {
+			w.Header().Set("Retry-After", "1")
+			return errorf(http.StatusTooManyRequests, "This team already holds %d long polls open (--max-long-polls); retry in 1 s, or poll without wait", a.cfg.MaxLongPolls)
+		}
+		defer release()
 		ch, unwatch = a.hub.watch(r.PathValue("id"))
 		defer unwatch()
 	}

@@ -76,6 +76,9 @@ type Task struct {
 	ExpiresAt       *time.Time       `json:"expiresAt"`
 	CompletedAt     *time.Time       `json:"completedAt"`
 	ScheduleID      *string          `json:"scheduleId"` // the schedule whose run made it
+	// Omitted names the fields a list page left out of this task because they are
+	// longer than 16 KiB (ListTasks only); GetTask returns them.
+	Omitted []string `json:"omitted,omitempty"`
 }
 
 // Terminal reports whether the task has reached a final status.
