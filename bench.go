@@ -314,7 +314,7 @@ func (b *benchRun) slow(target string, sk *sink) error {
 // c.HealthyTasks tasks for team B to a healthy target, and reports how long B's tasks took.
 func (b *benchRun) hang(ctx context.Context, hangURL, okURL string, hung, ok *sink) error {
 	c := b.c
-	out, err := exec.CommandContext(ctx, b.self, "--db", b.db, "--log-format", "json", "teams", "create", "bench-team-b").Output()
+	out, err := exec.CommandContext(ctx, b.self, "--db", b.db, "teams", "create", "bench-team-b").Output()
 	if err != nil {
 		return fmt.Errorf("create team B: %w", err)
 	}

@@ -144,7 +144,7 @@ for rep in $(seq 1 "$REPS"); do
         [ -n "$KEY" ] || { echo "no API key in $log" >&2; exit 1; }
         KEY_B=$KEY
         if [ "$sc" = hang ]; then # team B: another team on the same server
-          KEY_B=$("$AQ_BIN" --db "$DBDIR/aq.db" --log-format json teams create other-team 2>/dev/null | grep -oE 'async_[0-9A-Za-z]{49}' | head -1)
+          KEY_B=$("$AQ_BIN" --db "$DBDIR/aq.db" teams create other-team 2>/dev/null | grep -oE 'async_[0-9A-Za-z]{49}' | head -1)
         fi
       fi
       "$BIN/loadgen" -base "http://$SRV" -key "$KEY" -sink "http://$SINK" -target "$TARGET" \
