@@ -44,6 +44,8 @@ func TestHoistFlags(t *testing.T) {
 		{"keys list --db x", "keys list --db x"},
 		{"--help", "--help"},
 		{"--db x", "--db x"},
+		{"--db x --log-format json teams create b", "teams --db x create b"},
+		{"--log-level=debug --db=x keys list", "keys --db=x list"},
 	} {
 		if got := strings.Join(hoistFlags(strings.Fields(c.in)), " "); got != c.want {
 			t.Errorf("hoistFlags(%q) = %q, want %q", c.in, got, c.want)

@@ -80,6 +80,20 @@ func hoistFlags(args []string) []string {
 	if len(moved) == 0 || i == len(args) {
 		return args
 	}
+	if args[i] != "serve" { // only serve logs: older scripts' log flags are dropped, not refused
+		var kept []string
+		for j := 0; j < len(moved); j++ {
+			name, _, hasValue := strings.Cut(moved[j], "=")
+			if name == "--log-format" || name == "--log-level" {
+				if !hasValue {
+					j++
+				}
+				continue
+			}
+			kept = append(kept, moved[j])
+		}
+		moved = kept
+	}
 	out := append(rest, args[i])
 	out = append(out, moved...)
 	return append(out, args[i+1:]...)
