@@ -368,7 +368,8 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 			a.inflight.endCall(e.ID)
 			continue
 		}
-		if ok, reason := a.sched.tryStart(flowOf(t)); !ok {
+		f := flowOf(t)
+		if ok, reason := a.sched.tryStart(f); !ok {
 			a.metrics.slotWaits.WithLabelValues(reason).Inc()
 			a.inflight.endCall(e.ID)
 			rest = append(rest, e)
@@ -376,7 +377,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		}
 		now := store.NowMS()
 		if !a.inflight.confirm(e.ID, now) { // a cancel came
-			a.sched.done(flowOf(t))
+			a.sched.done(f)
 			rest = append(rest, e)
 			continue
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -244,6 +243,3 @@ func flowLimits(parallelism, ratePerSecond *float64) (*int, *float64, error) {
 	}
 	return par, ratePerSecond, nil
 }
-
-// String is for logs.
-func (f flowRef) String() string { return fmt.Sprintf("%s/%s", f.team, f.key) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -179,9 +180,11 @@ func (s *scheduler) blocked(fq *flowQ, now time.Time) (reason string, until time
 		return "paused", fq.set.PausedUntil
 	case fq.inFlight >= s.parallelismOf(fq):
 		return "parallelism", time.Time{}
-	case fq.limiter != nil && fq.limiter.TokensAt(now) < 1:
-		need := (1 - fq.limiter.TokensAt(now)) / fq.set.RatePerSecond
-		return "rate", now.Add(time.Duration(math.Ceil(need * float64(time.Second))))
+	case fq.limiter != nil:
+		if tokens := fq.limiter.TokensAt(now); tokens < 1 {
+			need := (1 - tokens) / fq.set.RatePerSecond
+			return "rate", now.Add(time.Duration(math.Ceil(need * float64(time.Second))))
+		}
 	}
 	return "", time.Time{}
 }
@@ -481,15 +484,7 @@ func (s *scheduler) stats(team string) []flowStat {
 		}
 		out = append(out, s.statOf(fq))
 	}
-	slices.SortFunc(out, func(a, b flowStat) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b flowStat) int { return strings.Compare(a.Key, b.Key) })
 	return out
 }
 
