@@ -390,42 +390,28 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 
 func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
 	a := d.a
-	nowMS := now.UnixMilli()
 	t, err := tx.Task(id)
 	if store.IsNotFound(err) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	if t.DueAt == nil || *t.DueAt > nowMS {
-		return nil // stale: the task has no timer now, or a later one that is queued on its own
-	}
 	from := t.Status
-	switch {
-	case t.Status == store.StatusPending:
+	switch timerFired(t, now) {
+	case timerStale:
+		return nil // the task has no timer now, or a later one that is queued on its own
+	case timerQueued:
 		tx.AfterCommit(func() { a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt)) })
 		return nil
-	case t.Status == store.StatusDelayed:
-		t.Status = store.StatusPending
-	case timeoutDue(t, now):
-		applyTimeout(t, now)
-	case t.Status == store.StatusPolling:
-		// Lease the poll: after a crash mid-poll the timer fires again on restart.
-		lease := min(*t.ExpiresAt, now.Add(time.Duration(t.TimeoutMS)*time.Millisecond+5*time.Second).UnixMilli())
-		t.DueAt = &lease
+	case timerPoll:
 		tx.AfterCommit(func() {
 			d.spawn(func() { d.poll(t) })
 		})
-	case store.Terminal(t.Status) && t.OnComplete != nil:
-		// Lease the delivery: if we crash mid-delivery, the timer fires again after restart.
-		lease := now.Add(webhookLease).UnixMilli()
-		t.DueAt = &lease
+	case timerWebhook:
 		completedAt := t.CompletedAt
 		tx.AfterCommit(func() {
 			d.spawn(func() { d.deliverWebhook(t, completedAt) })
 		})
-	default:
-		return nil
 	}
 	if err := tx.UpdateTask(t, from); err != nil {
 		return err

@@ -416,6 +416,48 @@ func expireIfDue(t *store.Task, now time.Time) change {
 	return c
 }
 
+// timerAction is what a task's timer falling due asks of the dispatcher.
+type timerAction int
+
+const (
+	timerStale   timerAction = iota // nothing: the task has no timer now, or a later one
+	timerQueued                     // already pending (a timer reloaded after a restart): queue it
+	timerDueNow                     // delayed → pending: its call may start
+	timerExpired                    // a deadline came: timed out
+	timerPoll                       // polling: poll now, under a lease
+	timerWebhook                    // finished: send its webhook (again), under a lease
+)
+
+// timerFired moves a task whose timer fell due, and says what else to do. The leases make
+// the timer fire again after a crash mid-poll or mid-delivery.
+func timerFired(t *store.Task, now time.Time) timerAction {
+	if t.DueAt == nil || *t.DueAt > now.UnixMilli() {
+		return timerStale
+	}
+	switch {
+	case t.Status == store.StatusPending:
+		return timerQueued
+	case t.Status == store.StatusDelayed:
+		t.Status = store.StatusPending
+		return timerDueNow
+	case timeoutDue(t, now):
+		applyTimeout(t, now)
+		return timerExpired
+	case t.Status == store.StatusPolling:
+		lease := min(*t.ExpiresAt, now.Add(time.Duration(t.TimeoutMS)*time.Millisecond+pollLeaseSlack).UnixMilli())
+		t.DueAt = &lease
+		return timerPoll
+	case store.Terminal(t.Status) && t.OnComplete != nil:
+		lease := now.Add(webhookLease).UnixMilli()
+		t.DueAt = &lease
+		return timerWebhook
+	}
+	return timerStale
+}
+
+// pollLeaseSlack is how much longer than its timeout a poll's lease lasts.
+const pollLeaseSlack = 5 * time.Second
+
 // ---- Cancel and retry ----------------------------------------------------------------
 
 // requestCancel cancels a pending, delayed, waiting or polling task: its signal token and

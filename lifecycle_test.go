@@ -797,3 +797,39 @@ func TestCallClass(t *testing.T) {
 		}
 	}
 }
+
+func TestTimerFired(t *testing.T) {
+	t.Parallel()
+	due := func(d time.Duration) func(*store.Task) { return func(t *store.Task) { t.DueAt = ptr(ms(d)) } }
+	noTimer := func(t *store.Task) { t.DueAt = nil }
+	finished := func(t *store.Task) {
+		t.OnCompleteURL = ptr("https://example.com/done")
+		finish(t, store.StatusFailed, now.Add(-webhookLease))
+	}
+	for _, c := range []struct {
+		name   string
+		task   *store.Task
+		action timerAction
+		status string
+		due    string
+	}{
+		{"pending (reloaded)", lcTask(), timerQueued, store.StatusPending, "-1m0s"},
+		{"delayed, due", lcTask(status(store.StatusDelayed), due(-time.Millisecond)), timerDueNow, store.StatusPending, "-1ms"},
+		{"delayed, due later: stale", lcTask(status(store.StatusDelayed), due(time.Second)), timerStale, store.StatusDelayed, "1s"},
+		{"no timer: stale", lcTask(status(store.StatusDelayed), noTimer), timerStale, store.StatusDelayed, "<nil>"},
+		{"processing", lcTask(status(store.StatusProcessing), due(-time.Second)), timerStale, store.StatusProcessing, "-1s"},
+		{"waiting at maxWaitTime", lcTask(waitingFor(30*time.Second, 0)), timerExpired, store.StatusTimeout, "<nil>"},
+		{"waiting at its heartbeat deadline", lcTask(waitingFor(10*time.Second, 10*time.Second)), timerExpired, store.StatusTimeout, "<nil>"},
+		{"waiting, deadline to come", lcTask(waitingFor(10*time.Second, 0)), timerStale, store.StatusWaiting, "20s"},
+		{"polling: poll under a lease", lcTask(pollingFor(5 * time.Second)), timerPoll, store.StatusPolling, "35s"},
+		{"polling: the lease ends at maxDuration", lcTask(pollingFor(50*time.Second), due(0)), timerPoll, store.StatusPolling, "10s"},
+		{"polling past maxDuration", lcTask(pollingFor(60 * time.Second)), timerExpired, store.StatusTimeout, "<nil>"},
+		{"finished: webhook under a lease", lcTask(finished), timerWebhook, store.StatusFailed, webhookLease.String()},
+		{"finished, webhook done, stray timer", lcTask(finished, func(t *store.Task) { t.OnComplete = nil }), timerStale, store.StatusFailed, "0s"},
+	} {
+		got := timerFired(c.task, now)
+		if got != c.action || c.task.Status != c.status || i64(c.task.DueAt) != c.due {
+			t.Errorf("%s: got action %d, %s due %s; want %d, %s due %s", c.name, got, c.task.Status, i64(c.task.DueAt), c.action, c.status, c.due)
+		}
+	}
+}
