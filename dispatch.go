@@ -586,13 +586,9 @@ func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
 	}
 	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
 		cur, err := tx.Task(t.ID)
-		if err != nil || cur.Status != store.StatusProcessing {
+		if err != nil || !unclaim(cur, store.NowMS()) {
 			return err
 		}
-		now := store.NowMS()
-		cur.Status = store.StatusPending
-		cur.Attempts--
-		cur.DueAt = &now
 		return tx.UpdateTask(cur, store.StatusProcessing)
 	})
 }
@@ -787,8 +783,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	}
 	ctx, cancel := context.WithTimeout(d.callCtx, WebhookTimeout)
 	defer cancel()
-	var errMsg string
-	permanent := false // a 4xx answer: retrying will not help
+	var res *outbound.Response
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.OnCompleteURL, bytes.NewReader(payload))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -796,19 +791,12 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		req.Header.Set("X-AsyncQueue-Event", event)
 		id := fmt.Sprintf("%s:%s:%d", t.ID, event, valueOr(completedAt))
 		signing.Headers(req.Header, team.Secrets(store.NowMS()), id, time.Now(), payload)
-		var res *outbound.Response
 		res, err = a.out.Do(req)
-		if err == nil && (res.StatusCode < 200 || res.StatusCode > 299) {
-			errMsg = fmt.Sprintf("HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
-			permanent = res.StatusCode < 500
-		}
 	}
-	if err != nil {
-		if d.callCtx.Err() != nil {
-			return // shutting down: the lease makes the timer fire again after restart
-		}
-		errMsg = outbound.DescribeError(err, WebhookTimeout)
+	if err != nil && d.callCtx.Err() != nil {
+		return // shutting down: the lease makes the timer fire again after restart
 	}
+	errMsg, permanent := judgeWebhook(res, err)
 	outcome := "" // for the metric, counted once the write is durable
 	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
 		outcome = ""

@@ -8,11 +8,13 @@ package main
 //	   ├─ answered, plain task ────────────────────────────→ completed
 //	   ├─ answered, wait/signal or callback task ──────────→ waiting ─┬─ signal or callback → completed / failed
 //	   │                                                              ├─ deadline, heartbeat → timeout
-//	   ├─ answered, polling task ──────────────────────────→ polling ─┼─ poll → completed / failed
+//	   ├─ answered, polling task ──────────────────────────→ polling ─┼─ poll or callback → completed / failed
 //	   │                                                              └─ maxDuration → timeout
 //	   ├─ retryable failure, retries left → delayed (backoff) → …
 //	   └─ failure, none left (or permanent) ───────────────→ failed
 //
+// A signal or callback that comes before the call is answered is kept on the task and
+// settles it as soon as the call is answered (not if the call finally fails).
 // pending, delayed, waiting and polling tasks can be cancelled; failed, timed-out and
 // cancelled ones retried. Finishing arms the completion webhook, whose deliveries are
 // recorded on the task without changing its status.
@@ -70,6 +72,18 @@ func claim(t *store.Task, nowMS int64) {
 		t.StartedAt = &nowMS
 	}
 	t.DueAt = nil
+}
+
+// unclaim returns a task whose call shutdown cut short to pending, due now and its attempt
+// not counted, so that it runs again after the restart. False if it is not processing.
+func unclaim(t *store.Task, nowMS int64) bool {
+	if t.Status != store.StatusProcessing {
+		return false
+	}
+	t.Status = store.StatusPending
+	t.Attempts--
+	t.DueAt = &nowMS
+	return true
 }
 
 // MaxRetryAfter caps how long a target's Retry-After can hold a task and pause its flow.
@@ -529,6 +543,19 @@ type webhookState struct {
 	Status    string  `json:"status"`
 	Attempts  int     `json:"attempts"`
 	LastError *string `json:"lastError"`
+}
+
+// judgeWebhook classifies one delivery of a completion webhook (SPEC §5.1): a 2xx answer
+// delivers it (errMsg ""); a 5xx answer or a network error is worth a retry; any other
+// answer is permanent, as retrying will not help.
+func judgeWebhook(res *outbound.Response, err error) (errMsg string, permanent bool) {
+	switch {
+	case err != nil:
+		return outbound.DescribeError(err, WebhookTimeout), false
+	case res.StatusCode < 200 || res.StatusCode > 299:
+		return fmt.Sprintf("HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode)), res.StatusCode < 500
+	}
+	return "", false
 }
 
 // afterWebhook records one delivery of the webhook of t's end at completedAt: delivered;

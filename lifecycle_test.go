@@ -833,3 +833,46 @@ func TestTimerFired(t *testing.T) {
 		}
 	}
 }
+
+func TestUnclaim(t *testing.T) {
+	t.Parallel()
+	task := lcTask()
+	claim(task, ms(-time.Second))
+	if !unclaim(task, now.UnixMilli()) || task.Status != store.StatusPending || task.Attempts != 0 || *task.DueAt != now.UnixMilli() {
+		t.Errorf("processing: got %s attempts %d due %s", task.Status, task.Attempts, i64(task.DueAt))
+	}
+	for _, st := range []string{store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusCompleted, store.StatusCancelled} {
+		task := lcTask(status(st))
+		if unclaim(task, now.UnixMilli()) || task.Status != st {
+			t.Errorf("%s: unclaimed", st)
+		}
+	}
+}
+
+func TestJudgeWebhook(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		res       *outbound.Response
+		err       error
+		msg       string
+		permanent bool
+	}{
+		{reply(200), nil, "", false},
+		{reply(204), nil, "", false},
+		{reply(301), nil, "HTTP 301 - Moved Permanently", true},
+		{reply(404), nil, "HTTP 404 - Not Found", true},
+		{reply(429), nil, "HTTP 429 - Too Many Requests", true},
+		{reply(500), nil, "HTTP 500 - Internal Server Error", false},
+		{reply(503), nil, "HTTP 503 - Service Unavailable", false},
+		{nil, context.DeadlineExceeded, "Request timeout after 10s", false},
+		{nil, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, "Network error: connection refused", false},
+	} {
+		code := 0
+		if c.res != nil {
+			code = c.res.StatusCode
+		}
+		if msg, perm := judgeWebhook(c.res, c.err); msg != c.msg || perm != c.permanent {
+			t.Errorf("%d %v: got %q %v, want %q %v", code, c.err, msg, perm, c.msg, c.permanent)
+		}
+	}
+}

@@ -92,8 +92,13 @@ type pollOutcome struct {
 func (d *dispatcher) poll(t *store.Task) {
 	a := d.a
 	var cfg providers.PollConfig
-	json.Unmarshal([]byte(*t.PollConfig), &cfg)
-	out := d.pollOnce(t, &cfg)
+	var out pollOutcome
+	if err := json.Unmarshal([]byte(*t.PollConfig), &cfg); err != nil {
+		// Validated at create, so only a damaged row gets here (startPolling fails it too).
+		out = pollOutcome{failed: true, err: "Polling: the stored pollConfig cannot be read: " + err.Error()}
+	} else {
+		out = d.pollOnce(t, &cfg)
+	}
 	switch {
 	case out.done:
 		a.metrics.polls.WithLabelValues("done").Inc()
