@@ -62,6 +62,21 @@ func (c *Conflict) Error() string { return fmt.Sprintf(c.Format, c.Status) }
 
 // ---- The call ------------------------------------------------------------------------
 
+// created gives a new task its first status: pending when it is due (a past delayUntil
+// runs now), delayed until due otherwise, its timer rounded up to the millisecond so that
+// it never fires early.
+func created(t *store.Task, due, now time.Time) {
+	if !due.After(now) {
+		t.Status = store.StatusPending
+		ms := now.UnixMilli()
+		t.DueAt = &ms
+		return
+	}
+	t.Status = store.StatusDelayed
+	ms := due.Add(time.Millisecond - 1).UnixMilli()
+	t.DueAt = &ms
+}
+
 // claim takes t for a call, as store.Tx.ClaimTask does in SQL, for a task handed to a worker
 // from memory: written claimed with its insert, or called before its claim is written
 // (callFirst, and how inflight.view shows it meanwhile).

@@ -876,3 +876,24 @@ func TestJudgeWebhook(t *testing.T) {
 		}
 	}
 }
+
+func TestCreated(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		due    time.Time
+		status string
+		dueAt  string
+	}{
+		{"due now", now, store.StatusPending, "0s"},
+		{"delayUntil in the past: now", now.Add(-time.Hour), store.StatusPending, "0s"},
+		{"delayed", now.Add(90 * time.Second), store.StatusDelayed, "1m30s"},
+		{"a fraction of a millisecond: rounded up", now.Add(1500 * time.Microsecond), store.StatusDelayed, "2ms"},
+	} {
+		task := &store.Task{}
+		created(task, c.due, now)
+		if task.Status != c.status || i64(task.DueAt) != c.dueAt {
+			t.Errorf("%s: got %s due %s", c.name, task.Status, i64(task.DueAt))
+		}
+	}
+}

@@ -319,15 +319,7 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 		a.newCallback(t)
 	}
 
-	if !due.After(now) {
-		t.Status = store.StatusPending
-		ms := now.UnixMilli()
-		t.DueAt = &ms
-	} else {
-		t.Status = store.StatusDelayed
-		ms := due.Add(time.Millisecond - 1).UnixMilli() // rounded up: never early
-		t.DueAt = &ms
-	}
+	created(t, due, now)
 	return t, nil
 }
 
