@@ -92,7 +92,7 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 			if *t.BufferedSignal == canon {
 				return &signalOutcome{status: http.StatusAccepted, replayed: true, task: t}, nil
 			}
-			return nil, errorf(http.StatusConflict, "A different signal is already buffered for this task (current: %s)", a.inflight.view(t).Status)
+			return nil, errorf(http.StatusConflict, "A different signal is already buffered for this task (current: %s)", a.sched.view(t).Status)
 		}
 		t.BufferedSignal = &canon
 		if err := tx.UpdateTask(t, from); err != nil {
@@ -106,7 +106,7 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 	if t.Signal != nil && *t.Signal == canon {
 		return &signalOutcome{status: http.StatusOK, replayed: true, task: t}, nil
 	}
-	return &signalOutcome{refused: errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.inflight.view(t).Status)}, nil
+	return &signalOutcome{refused: errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.sched.view(t).Status)}, nil
 }
 
 // resolve finishes a waiting (or just answered) task with a signal. The caller writes t.
@@ -259,7 +259,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if t.Status != store.StatusWaiting {
-			refused = errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.inflight.view(t).Status)
+			refused = errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.sched.view(t).Status)
 			return nil
 		}
 		now := store.NowMS()

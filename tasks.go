@@ -125,7 +125,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 
 // taskJSON is the API view of t, with its callback id rebuilt from the nonce.
 func (a *App) taskJSON(t *store.Task) *TaskJSON {
-	t = a.inflight.view(t)
+	t = a.sched.view(t)
 	v := taskJSON(t)
 	if t.CallbackNonce != nil && a.vaultKey != nil {
 		id := a.callbackID(t.CallbackNonce)
@@ -777,7 +777,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
 		if !held {
-			if !a.inflight.holdCancel(t.ID) {
+			if !a.sched.calls.holdCancel(t.ID) {
 				refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
 				return nil
 			}
@@ -794,7 +794,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		switch t.Status {
 		case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
 		default:
-			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", a.inflight.view(t).Status)
+			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", a.sched.view(t).Status)
 			return nil
 		}
 		from := t.Status
@@ -807,7 +807,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if held {
-		a.inflight.releaseCancel(t.ID)
+		a.sched.calls.releaseCancel(t.ID)
 	}
 	if err != nil {
 		return err
@@ -834,7 +834,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 		switch t.Status {
 		case store.StatusFailed, store.StatusTimeout, store.StatusCancelled:
 		default:
-			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", a.inflight.view(t).Status)
+			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", a.sched.view(t).Status)
 		}
 		from := t.Status
 		now := time.Now().UnixMilli()
