@@ -31,7 +31,6 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/keys"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/timerq"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -53,7 +52,6 @@ func setupAdmin(t *testing.T, trusted ...netip.Prefix) *adminEnv {
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		cfg:     &ServeCmd{MaxBody: 1 << 20},
 		trusted: trusted,
-		timers:  timerq.New(),
 		sched:   newScheduler(DefaultMaxInFlight, DefaultFlowParallelism, nil),
 		hub:     newHub(),
 		out:     outbound.New(outbound.Options{Policy: &outbound.Policy{}}),

@@ -116,7 +116,7 @@ func (d *dispatcher) start(ctx context.Context) error {
 	d.loops.Add(2)
 	go func() {
 		defer d.loops.Done()
-		a.timers.Run(d.runCtx, func(es []timerq.Entry) {
+		a.sched.timers.Run(d.runCtx, func(es []timerq.Entry) {
 			now := time.Now()
 			for _, e := range es {
 				a.metrics.timerLag.Observe(now.Sub(e.Due).Seconds())
@@ -172,42 +172,19 @@ func (d *dispatcher) stop(timeout time.Duration) {
 	d.cancelCall()
 }
 
-// scheduled puts a committed task's next event where it belongs: the ready queue when it is due
-// to run, the timer queue when its timer falls inside the horizon, nowhere otherwise.
+// scheduled hands a committed task to the scheduler (scheduler.committed), and sends its
+// completion webhook when the write that ended it leased one. Handlers, timers and the
+// store's commit callbacks call it after every committed change of a task.
 func (a *App) scheduled(t *store.Task) {
 	if a.log.Enabled(context.Background(), slog.LevelDebug) {
 		a.log.Debug("task state", "task", t.ID, "team", t.TeamID, "status", t.Status, "attempt", t.Attempts,
 			"retries", t.RetryCount)
 	}
-	if t.Status == store.StatusDelayed && t.DueAt != nil && *t.DueAt < time.Now().Add(TimerHorizon).UnixMilli() {
-		a.upcoming.put(t)
-	} else {
-		a.upcoming.drop(t.ID)
-	}
-	if t.Status == store.StatusPending {
-		a.timers.Remove(t.ID)
-		a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt))
-		return
-	}
-	a.sched.remove(t.ID) // cancelled, or moved on some other way while queued
-	if t.DueAt == nil || t.Status == store.StatusProcessing {
-		a.timers.Remove(t.ID)
-		return
-	}
-	if webhookArmed(t) && a.disp != nil {
-		// The write that ended the task leased its webhook: send it now, not through a timer
-		// fire that would write the lease first. The lease's timer below covers a crash.
+	if a.sched.committed(t, time.Now()) && a.disp != nil {
+		// Sent now, not through a timer fire that would write the lease first; the lease's
+		// timer covers a crash.
 		completedAt := t.CompletedAt
 		a.disp.spawn(func() { a.disp.deliverWebhook(t, completedAt) })
-	}
-	// Under horizonMu, so that the loader either sees this task or has already moved the
-	// watermark past it (style-and-design.md, Task B, "race rule").
-	a.horizonMu.Lock()
-	defer a.horizonMu.Unlock()
-	if *t.DueAt < a.loadedUntil {
-		a.timers.Push(t.ID, time.UnixMilli(*t.DueAt))
-	} else {
-		a.timers.Remove(t.ID)
 	}
 }
 
@@ -245,18 +222,14 @@ func (d *dispatcher) loaderLoop() {
 // watermark up to the new one. At start-up it reads from the beginning, overdue timers first.
 func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 	a := d.a
-	a.horizonMu.Lock()
-	from := a.loadedUntil
+	until := time.Now().Add(TimerHorizon).UnixMilli()
+	from, ok := a.sched.extendHorizon(until)
+	if !ok {
+		return nil
+	}
 	if first {
 		from = math.MinInt64 + 1
 	}
-	until := time.Now().Add(TimerHorizon).UnixMilli()
-	if until <= a.loadedUntil {
-		a.horizonMu.Unlock()
-		return nil
-	}
-	a.loadedUntil = until
-	a.horizonMu.Unlock()
 	if err := a.loadScheduleTimers(ctx, from, until); err != nil { // schedules.go
 		return err
 	}
@@ -268,7 +241,7 @@ func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 			return err
 		}
 		for _, t := range ts {
-			a.timers.Push(t.ID, time.UnixMilli(t.DueAt))
+			a.sched.timers.Push(t.ID, time.UnixMilli(t.DueAt))
 		}
 		if len(ts) < loaderPage {
 			return nil
@@ -305,7 +278,7 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 			a.log.Error("fire timers; trying again in a second", "err", err, "timers", len(batch))
 			retry := time.Now().Add(fireRetry)
 			for _, e := range batch {
-				a.timers.PushIfAbsent(e.ID, retry)
+				a.sched.timers.PushIfAbsent(e.ID, retry)
 			}
 		}
 	}
@@ -330,10 +303,10 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	byID := make(map[string]*store.Task, len(es))
 	var unread []string
 	for _, e := range es {
-		switch ok, cancelling := a.inflight.tryCall(e.ID); {
+		switch ok, cancelling := a.sched.calls.tryCall(e.ID); {
 		case ok:
 			held = append(held, e)
-			if t := a.upcoming.take(e.ID); t != nil {
+			if t := a.sched.upcoming.take(e.ID); t != nil {
 				byID[e.ID] = t
 			} else {
 				unread = append(unread, e.ID)
@@ -346,7 +319,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		ts, err := a.store.TasksByID(d.runCtx, unread)
 		if err != nil {
 			for _, e := range held {
-				a.inflight.endCall(e.ID)
+				a.sched.calls.endCall(e.ID)
 			}
 			return append(rest, held...)
 		}
@@ -358,25 +331,25 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		t := byID[e.ID]
 		switch {
 		case t == nil: // deleted
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			continue
 		case t.Status != store.StatusDelayed:
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			rest = append(rest, e)
 			continue
 		case t.DueAt == nil || *t.DueAt > store.NowMS(): // stale: its later timer is queued on its own
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			continue
 		}
 		f := flowOf(t)
 		if ok, reason := a.sched.tryStart(f); !ok {
 			a.metrics.slotWaits.WithLabelValues(reason).Inc()
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			rest = append(rest, e)
 			continue
 		}
 		now := store.NowMS()
-		if !a.inflight.confirm(e.ID, now) { // a cancel came
+		if !a.sched.calls.confirm(e.ID, now) { // a cancel came
 			a.sched.done(f)
 			rest = append(rest, e)
 			continue
@@ -497,8 +470,8 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 	if err != nil {
 		if onDisk != nil && d.runCtx.Err() == nil {
 			// Nothing was called or written: let the task go and try again shortly.
-			a.inflight.endCall(t.ID)
-			a.timers.Push(t.ID, time.Now().Add(time.Second))
+			a.sched.calls.endCall(t.ID)
+			a.sched.timers.Push(t.ID, time.Now().Add(time.Second))
 		}
 		return err
 	}
@@ -580,7 +553,7 @@ func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 // interrupted returns a task whose call was cut short by shutdown to pending. One whose
 // claim was never written is still delayed and overdue on disk: nothing to write.
 func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
-	d.a.inflight.endCall(t.ID)
+	d.a.sched.calls.endCall(t.ID)
 	if onDisk != nil {
 		return nil
 	}
@@ -701,7 +674,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 		}
 		tx.AfterCommit(func() {
 			a.scheduled(&t)
-			a.inflight.endCall(t.ID)
+			a.sched.calls.endCall(t.ID)
 		})
 		return nil
 	})

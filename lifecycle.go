@@ -55,7 +55,7 @@ func moved(from string) change { return change{from: from, write: true, reschedu
 // Format, naming the status the task shows in place of its %s.
 type Conflict struct {
 	Format string
-	Status string // as read (a claimless call shows processing; see inflight.view)
+	Status string // as read (a claimless call shows processing; see scheduler.view)
 }
 
 func (c *Conflict) Error() string { return fmt.Sprintf(c.Format, c.Status) }
@@ -79,7 +79,7 @@ func created(t *store.Task, due, now time.Time) {
 
 // claim takes t for a call, as store.Tx.ClaimTask does in SQL, for a task handed to a worker
 // from memory: written claimed with its insert, or called before its claim is written
-// (callFirst, and how inflight.view shows it meanwhile).
+// (callFirst, and how scheduler.view shows it meanwhile).
 func claim(t *store.Task, nowMS int64) {
 	t.Status = store.StatusProcessing
 	t.Attempts++

@@ -107,7 +107,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(counts[store.StatusPending]))
-	ch <- prometheus.MustNewConstMetric(c.timers, prometheus.GaugeValue, float64(c.a.timers.Len()))
+	ch <- prometheus.MustNewConstMetric(c.timers, prometheus.GaugeValue, float64(c.a.sched.timers.Len()))
 	var oldest time.Duration
 	if counts[store.StatusPending] > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -381,7 +381,7 @@ func (a *App) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
 		if err := tx.DeleteSchedule(s.ID); err != nil {
 			return err
 		}
-		tx.AfterCommit(func() { a.timers.Remove(s.ID) })
+		tx.AfterCommit(func() { a.sched.timers.Remove(s.ID) })
 		return nil
 	})
 	if err != nil {
@@ -554,7 +554,7 @@ func (a *App) fireSchedule(ctx context.Context, id string) {
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Error("schedule run; trying again in a second", "schedule", id, "err", err)
-			a.timers.PushIfAbsent(id, time.Now().Add(fireRetry))
+			a.sched.timers.PushIfAbsent(id, time.Now().Add(fireRetry))
 		}
 		return
 	}
@@ -577,13 +577,11 @@ func (a *App) countRun(kind string, runErr error) {
 // armSchedule puts a committed schedule's next run in the timer queue when it falls inside
 // the horizon (the loader brings later ones), and takes it out when it has none.
 func (a *App) armSchedule(s *store.Schedule) {
-	a.horizonMu.Lock()
-	defer a.horizonMu.Unlock()
-	if s.NextRunAt != nil && !s.Paused && *s.NextRunAt < a.loadedUntil {
-		a.timers.Push(s.ID, time.UnixMilli(*s.NextRunAt))
-	} else {
-		a.timers.Remove(s.ID)
+	next := s.NextRunAt
+	if s.Paused {
+		next = nil
 	}
+	a.sched.timerAt(s.ID, next)
 }
 
 // loadScheduleTimers brings the schedules' runs due in [from, until) into the timer queue;
@@ -594,7 +592,7 @@ func (a *App) loadScheduleTimers(ctx context.Context, from, until int64) error {
 		return err
 	}
 	for _, t := range ts {
-		a.timers.Push(t.ID, time.UnixMilli(t.DueAt))
+		a.sched.timers.Push(t.ID, time.UnixMilli(t.DueAt))
 	}
 	return nil
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/iplimit"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/timerq"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -112,7 +111,6 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		cfg:         c,
 		publicURL:   publicURL,
 		trusted:     trusted,
-		timers:      timerq.New(),
 		sched:       newScheduler(c.MaxInFlight, c.FlowParallelism, nil),
 		hub:         newHub(),
 		signalLimit: iplimit.New(c.SignalRateLimit, 100_000),
@@ -179,7 +177,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		return err
 	}
 	log.Info("asyncqueue ready", "addr", ln.Addr().String(), "db", cli.DB, "sync", c.Sync,
-		"timers_loaded", app.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
+		"timers_loaded", app.sched.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
 
 	srv := newHTTPServer(app.routes(), log)
 	errc := make(chan error, 1)

@@ -23,7 +23,6 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/iplimit"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/timerq"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -35,10 +34,7 @@ type App struct {
 	trusted     []netip.Prefix
 	store       *store.Store
 	out         *outbound.Client
-	timers      *timerq.Queue
-	sched       *scheduler
-	inflight    inflight    // delayed tasks whose call runs before a claim is written
-	upcoming    upcoming    // delayed tasks due soon, as last written
+	sched       *scheduler  // the dispatcher's: what runs when (scheduler.go)
 	disp        *dispatcher // nil until the dispatcher is made
 	hub         *hub
 	signalLimit *iplimit.Limiter
@@ -49,11 +45,6 @@ type App struct {
 	longPolls     teamCounter // long polls open, by team
 	vault         *vault.Cipher
 	vaultKey      []byte // also keys the HMAC that makes callback ids
-
-	// loadedUntil is the timer horizon: every timer due before it is in a.timers.
-	// Guarded by horizonMu, which both the loader and the write paths take (see dispatch.go).
-	horizonMu   sync.Mutex
-	loadedUntil int64
 
 	keyCache  sync.Map // [32]byte key hash → keyEntry
 	teamMu    sync.Mutex
@@ -181,10 +172,7 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.R.GetContext(r.Context(), &one, "select 1"); err != nil {
 		return &Error{http.StatusServiceUnavailable, "database unreachable"}
 	}
-	a.horizonMu.Lock()
-	loaded := a.loadedUntil > 0
-	a.horizonMu.Unlock()
-	if !loaded {
+	if !a.sched.loaded() {
 		return &Error{http.StatusServiceUnavailable, "timers not loaded yet"}
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

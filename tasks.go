@@ -125,7 +125,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 
 // taskJSON is the API view of t, with its callback id rebuilt from the nonce.
 func (a *App) taskJSON(t *store.Task) *TaskJSON {
-	t = a.inflight.view(t)
+	t = a.sched.view(t)
 	v := taskJSON(t)
 	if t.CallbackNonce != nil && a.vaultKey != nil {
 		id := a.callbackID(t.CallbackNonce)
@@ -782,7 +782,7 @@ func (a *App) refusal(c *Conflict, t *store.Task) *Error {
 	if c == nil {
 		return nil
 	}
-	return errorf(http.StatusConflict, c.Format, a.inflight.view(t).Status)
+	return errorf(http.StatusConflict, c.Format, a.sched.view(t).Status)
 }
 
 // cancelTask is POST /v1/tasks/{id}/cancel.
@@ -799,7 +799,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
 		if !held {
-			if !a.inflight.holdCancel(t.ID) {
+			if !a.sched.calls.holdCancel(t.ID) {
 				refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
 				return nil
 			}
@@ -820,7 +820,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if held {
-		a.inflight.releaseCancel(t.ID)
+		a.sched.calls.releaseCancel(t.ID)
 	}
 	if err != nil {
 		return err
