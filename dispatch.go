@@ -276,16 +276,13 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 			// loader has moved past them, so queue them again, or they would wait for a
 			// restart. A timer the task got meanwhile is newer and stays.
 			a.log.Error("fire timers; trying again in a second", "err", err, "timers", len(batch))
-			retry := time.Now().Add(fireRetry)
+			retry := time.Now().Add(retryPause)
 			for _, e := range batch {
 				a.sched.timers.PushIfAbsent(e.ID, retry)
 			}
 		}
 	}
 }
-
-// fireRetry is how long timers whose fire write failed wait before they fire again.
-const fireRetry = time.Second
 
 // callFirst starts the delayed tasks among es that fell due, those whose flow may start a
 // call at once (scheduler.tryStart), without writing a claim first: a call starts at once, and one write records claim and
@@ -426,7 +423,7 @@ func (d *dispatcher) claimLoop() {
 				if d.runCtx.Err() == nil {
 					a.log.Error("claim tasks", "err", err, "tasks", len(items))
 					// Still pending on disk; offer them again once the database recovers.
-					time.AfterFunc(time.Second, func() {
+					d.retryLater(d.claimCtx, func() {
 						for _, it := range items {
 							a.sched.push(it.id, it.flow, it.priority, it.due)
 						}
@@ -471,7 +468,7 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 		if onDisk != nil && d.runCtx.Err() == nil {
 			// Nothing was called or written: let the task go and try again shortly.
 			a.sched.calls.endCall(t.ID)
-			a.sched.timers.Push(t.ID, time.Now().Add(time.Second))
+			a.sched.timers.Push(t.ID, time.Now().Add(retryPause))
 		}
 		return err
 	}
@@ -689,22 +686,24 @@ func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
 			return
 		}
 		d.a.log.Error("record callback outcome; retrying", "task", taskID, "err", err)
-		d.retryLater(func() { d.writeRetrying(taskID, fn) })
+		d.retryLater(d.callCtx, func() { d.writeRetrying(taskID, fn) })
 	})
 }
 
 // retryPause is how long work the database refused (a full disk, an I/O error) waits
-// before it is tried again.
+// before it is tried again: an outcome's write, a claim, a timer's fire or a call whose
+// team could not be read.
 const retryPause = time.Second
 
 // retryLater runs f after retryPause on a goroutine the shutdown drain waits for; it is
-// dropped once the dispatcher stops, for the restart to pick up from the database.
-func (d *dispatcher) retryLater(f func()) {
+// dropped once ctx is done (the drain's stage that f belongs to), for the restart to pick
+// up from the database.
+func (d *dispatcher) retryLater(ctx context.Context, f func()) {
 	d.spawn(func() {
 		t := time.NewTimer(retryPause)
 		defer t.Stop()
 		select {
-		case <-d.callCtx.Done():
+		case <-ctx.Done():
 		case <-t.C:
 			f()
 		}
