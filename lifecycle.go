@@ -60,7 +60,7 @@ type Conflict struct {
 
 func (c *Conflict) Error() string { return fmt.Sprintf(c.Format, c.Status) }
 
-// ---- The call ------------------------------------------------------------------------
+// ---- Creation and the call ---------------------------------------------------------
 
 // created gives a new task its first status: pending when it is due (a past delayUntil
 // runs now), delayed until due otherwise, its timer rounded up to the millisecond so that
@@ -177,7 +177,7 @@ func afterCall(t *store.Task, res *outbound.Response, v callVerdict, wait time.D
 		t.Error = nil
 		finish(t, store.StatusCompleted, now)
 	case t.RetryCount < t.MaxRetries && !v.permanent:
-		retryLater(t, v.err, wait, now)
+		scheduleRetry(t, v.err, wait, now)
 	default:
 		// A buffered signal stays recorded on the task but is not applied.
 		msg := v.err
@@ -208,9 +208,9 @@ func Backoff(kind string, n int) time.Duration {
 	return time.Second << min(n-1, 20)
 }
 
-// retryLater makes a failed call's task delayed until its next attempt: after the backoff,
+// scheduleRetry makes a failed call's task delayed until its next attempt: after the backoff,
 // or after the target's Retry-After (wait) when that is longer.
-func retryLater(t *store.Task, errMsg string, wait time.Duration, now time.Time) {
+func scheduleRetry(t *store.Task, errMsg string, wait time.Duration, now time.Time) {
 	t.RetryCount++
 	t.Error = &errMsg
 	t.Status = store.StatusDelayed
