@@ -37,6 +37,7 @@ func fuzzApp() *App {
 		out:       outbound.New(outbound.Options{Policy: &outbound.Policy{}}),
 		publicURL: "https://queue.example.com",
 		vaultKey:  bytes.Repeat([]byte{7}, 32),
+		sched:     newScheduler(DefaultMaxInFlight, DefaultFlowParallelism, nil), // taskJSON asks it how a task shows
 	}
 }
 
