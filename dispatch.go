@@ -96,7 +96,7 @@ func (a *App) newDispatcher() *dispatcher {
 func (d *dispatcher) start(ctx context.Context) error {
 	a := d.a
 	var recovered int64
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		var err error
 		recovered, err = tx.RecoverProcessing(store.NowMS())
 		return err
@@ -229,7 +229,7 @@ func (d *dispatcher) loaderLoop() {
 			before := time.Now().Add(-IdempotencyWindow).UnixMilli()
 			for range 100 {
 				var n int64
-				err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+				err := d.a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
 					n, err = tx.PruneIdempotency(before, 500)
 					return err
 				})
@@ -289,7 +289,7 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 		if len(batch) == 0 {
 			continue
 		}
-		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+		err := a.store.Write(d.runCtx, func(tx store.Tx) error {
 			now := time.Now()
 			for _, e := range batch {
 				if err := d.fireOne(tx, e.ID, now); err != nil {
@@ -388,7 +388,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	return rest
 }
 
-func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+func (d *dispatcher) fireOne(tx store.Tx, id string, now time.Time) error {
 	a := d.a
 	nowMS := now.UnixMilli()
 	t, err := tx.Task(id)
@@ -489,7 +489,7 @@ func (a *App) applyTimeout(t *store.Task, now time.Time) {
 // expireIfDue applies a deadline that has passed but whose timer has not fired yet, inside
 // the caller's write: a signal, heartbeat, callback or cancel that comes after the deadline
 // finds the task timed out, whatever the timer queue's backlog.
-func (a *App) expireIfDue(tx *store.Tx, t *store.Task, now time.Time) error {
+func (a *App) expireIfDue(tx store.Tx, t *store.Task, now time.Time) error {
 	if !a.timeoutDue(t, now) {
 		return nil
 	}
@@ -516,7 +516,7 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		var got []*store.Task
-		a.store.WriteAsync(func(tx *store.Tx) error {
+		a.store.WriteAsync(func(tx store.Tx) error {
 			got = got[:0]
 			now := store.NowMS()
 			for _, it := range items {
@@ -672,7 +672,7 @@ const claimLongCall = time.Second
 // not (the outcome's write then starts from the task as on disk).
 func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 	claimed := *t
-	err := d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		return tx.UpdateTaskFrom(onDisk, &claimed)
 	})
 	if err != nil && d.runCtx.Err() == nil {
@@ -688,7 +688,7 @@ func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
 	if onDisk != nil {
 		return nil
 	}
-	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	return d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil || cur.Status != store.StatusProcessing {
 			return err
@@ -793,7 +793,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 	if onDisk != nil {
 		disk = onDisk
 	}
-	d.writeRetrying(t.ID, func(tx *store.Tx) error {
+	d.writeRetrying(t.ID, func(tx store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -843,7 +843,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 // writeRetrying queues a write without waiting for it. While the database refuses it (disk
 // full) it is queued again every second; at shutdown it is dropped, for the restart's
 // recovery to handle.
-func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
+func (d *dispatcher) writeRetrying(taskID string, fn func(store.Tx) error) {
 	d.a.store.WriteAsync(fn, func(err error) {
 		if err == nil || d.callCtx.Err() != nil {
 			return
@@ -977,7 +977,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		errMsg = outbound.DescribeError(err, WebhookTimeout)
 	}
 	outcome := "" // for the metric, counted once the write is durable
-	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	werr := a.store.Write(context.Background(), func(tx store.Tx) error {
 		outcome = ""
 		cur, err := tx.Task(t.ID)
 		if err != nil {

@@ -125,7 +125,7 @@ func (d *dispatcher) poll(t *store.Task) {
 	if d.callCtx.Err() != nil {
 		return // shutting down: the lease fires again after restart
 	}
-	err := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil {
 			return err

@@ -478,7 +478,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		claim(task, now.UnixMilli())
 	}
 	var replayed *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if idemKey != "" {
 			prev, err := tx.Idempotency(teamID, idemKey, now.Add(-IdempotencyWindow).UnixMilli())
 			if err == nil {
@@ -772,7 +772,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	var done *store.Task
 	var refused *Error
 	held := false
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		// Hold the task against a timer starting its call before this write commits; a
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
@@ -826,7 +826,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	var token string
 	var done *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -894,7 +894,7 @@ func (a *App) finish(t *store.Task, status string, now time.Time) {
 	}
 }
 
-func createTeam(tx *store.Tx, name string) (*store.Team, error) {
+func createTeam(tx store.Tx, name string) (*store.Team, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -903,7 +903,7 @@ func createTeam(tx *store.Tx, name string) (*store.Team, error) {
 	return team, tx.InsertTeam(team)
 }
 
-func createKey(tx *store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
+func createKey(tx store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", nil, err
