@@ -648,7 +648,11 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	if err != nil {
 		return nil, &permanentError{"Invalid target URL: " + err.Error()}
 	}
-	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, hdrMap(t))
+	stored, err := t.HeaderMap()
+	if err != nil {
+		return nil, &permanentError{"Stored headers are unreadable: " + err.Error()}
+	}
+	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -874,7 +878,9 @@ func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, pe
 		switch {
 		case t.BufferedSignal != nil:
 			var sig signalBody
-			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+			if err := t.DecodeJSON("buffered_signal", &sig); err != nil {
+				a.log.Error("apply the buffered signal", "err", err)
+			}
 			a.resolve(t, &sig, *t.BufferedSignal, now)
 		case t.PollConfig != nil:
 			a.startPolling(t, now)
@@ -936,11 +942,7 @@ func (a *App) startWaiting(t *store.Task, now time.Time) {
 }
 
 // webhookState is the task's onComplete field.
-type webhookState struct {
-	Status    string  `json:"status"`
-	Attempts  int     `json:"attempts"`
-	LastError *string `json:"lastError"`
-}
+type webhookState = store.Webhook
 
 // deliverWebhook POSTs the task's terminal event to onCompleteUrl and records the outcome.
 func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
@@ -986,8 +988,10 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		if !store.Terminal(cur.Status) || cur.OnComplete == nil || valueOr(cur.CompletedAt) != valueOr(completedAt) {
 			return nil // retried since: this event is moot
 		}
-		var st webhookState
-		json.Unmarshal([]byte(*cur.OnComplete), &st)
+		st, err := cur.WebhookState()
+		if err != nil {
+			a.log.Error("webhook delivery state; starting it again", "err", err)
+		}
 		st.Attempts++
 		cur.DueAt = nil
 		switch {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net/http"
@@ -529,13 +530,13 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
-// hdrMap is the task's stored headers as a map; nil when it has none.
+// hdrMap is the task's stored headers as a map, for its API view; nil when it has none.
+// Headers that do not decode are logged, and shown as none.
 func hdrMap(t *store.Task) map[string]string {
-	if t.Headers == "{}" { // most tasks: no decoder, no map
-		return nil
+	h, err := t.HeaderMap()
+	if err != nil {
+		slog.Error("show task", "err", err)
 	}
-	var h map[string]string
-	json.Unmarshal([]byte(t.Headers), &h)
 	return h
 }
 
