@@ -1222,12 +1222,6 @@ func TestAdminLocalPath(t *testing.T) {
 	}
 }
 
-// sqliteErr is an error with a SQLite result code, as the driver's errors have.
-type sqliteErr int
-
-func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
-func (e sqliteErr) Code() int     { return int(e) }
-
 // The admin page answers a full disk and an I/O error as the API does (507, 503), not 500.
 func TestAdminStorageErrors(t *testing.T) {
 	e := setupAdmin(t)
@@ -1237,8 +1231,8 @@ func TestAdminStorageErrors(t *testing.T) {
 		status int
 		says   string
 	}{
-		{fmt.Errorf("commit: %w", sqliteErr(13)), http.StatusInsufficientStorage, "database is full"},
-		{sqliteErr(10 | 3<<8), http.StatusServiceUnavailable, "could not write to disk"},
+		{fmt.Errorf("commit: %w", store.ErrFull), http.StatusInsufficientStorage, "database is full"},
+		{fmt.Errorf("insert task: %w", store.ErrUnavailable), http.StatusServiceUnavailable, "could not write to disk"},
 		{errors.New("something else"), http.StatusInternalServerError, "Internal error"},
 	} {
 		w := httptest.NewRecorder()

@@ -186,7 +186,7 @@ func testNotFound(t *testing.T, s store.Store) {
 			var inner error
 			err := s.Write(ctx, func(tx store.Tx) error { inner = f(tx); return inner })
 			if !errors.Is(err, inner) {
-				return fmt.Errorf("Write returned %v, not fn's error %v", err, inner)
+				return fmt.Errorf("the write returned %v, not its function's error %v", err, inner)
 			}
 			return err
 		}
