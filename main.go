@@ -196,7 +196,11 @@ func (VersionCmd) Run() error {
 }
 
 func openStore(path string, sync string, onCommit func([]string)) (store.Store, error) {
-	return sqlite.Open(path, sqlite.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
+	st, err := sqlite.Open(path, sqlite.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
+	if err != nil {
+		return nil, err // not a nil *sqlite.Store in a non-nil interface
+	}
+	return st, nil
 }
 
 // KeysCmd manages API keys.

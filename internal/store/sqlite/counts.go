@@ -26,8 +26,8 @@ func (t *Tx) count(team, from, to string, n int64) {
 	}
 }
 
-// CountDeleted records that n tasks of team in status were deleted.
-func (t *Tx) CountDeleted(team, status string, n int64) { t.count(team, status, "", n) }
+// countDeleted records that n tasks of team in status were deleted.
+func (t *Tx) countDeleted(team, status string, n int64) { t.count(team, status, "", n) }
 
 func (s *Store) loadCounts() error {
 	var rows []struct {

@@ -317,7 +317,7 @@ func (t *Tx) PruneTasks(teamID string, cutoff int64, limit int) (int, error) {
 		return 0, fmt.Errorf("prune tasks: %w", err)
 	}
 	for _, r := range rows {
-		t.CountDeleted(teamID, r.Status, 1)
+		t.countDeleted(teamID, r.Status, 1)
 	}
 	return len(rows), nil
 }
