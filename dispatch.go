@@ -96,7 +96,7 @@ func (a *App) newDispatcher() *dispatcher {
 func (d *dispatcher) start(ctx context.Context) error {
 	a := d.a
 	var recovered int64
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		var err error
 		recovered, err = tx.RecoverProcessing(store.NowMS())
 		return err
@@ -206,7 +206,7 @@ func (d *dispatcher) loaderLoop() {
 			before := time.Now().Add(-IdempotencyWindow).UnixMilli()
 			for range 100 {
 				var n int64
-				err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+				err := d.a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
 					n, err = tx.PruneIdempotency(before, 500)
 					return err
 				})
@@ -262,7 +262,7 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 		if len(batch) == 0 {
 			continue
 		}
-		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+		err := a.store.Write(d.runCtx, func(tx store.Tx) error {
 			now := time.Now()
 			for _, e := range batch {
 				if err := d.fireOne(tx, e.ID, now); err != nil {
@@ -361,7 +361,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	return rest
 }
 
-func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+func (d *dispatcher) fireOne(tx store.Tx, id string, now time.Time) error {
 	a := d.a
 	nowMS := now.UnixMilli()
 	t, err := tx.Task(id)
@@ -462,7 +462,7 @@ func (a *App) applyTimeout(t *store.Task, now time.Time) {
 // expireIfDue applies a deadline that has passed but whose timer has not fired yet, inside
 // the caller's write: a signal, heartbeat, callback or cancel that comes after the deadline
 // finds the task timed out, whatever the timer queue's backlog.
-func (a *App) expireIfDue(tx *store.Tx, t *store.Task, now time.Time) error {
+func (a *App) expireIfDue(tx store.Tx, t *store.Task, now time.Time) error {
 	if !a.timeoutDue(t, now) {
 		return nil
 	}
@@ -489,7 +489,7 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		var got []*store.Task
-		a.store.WriteAsync(func(tx *store.Tx) error {
+		a.store.WriteAsync(func(tx store.Tx) error {
 			got = got[:0]
 			now := store.NowMS()
 			for _, it := range items {
@@ -621,7 +621,11 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	if err != nil {
 		return nil, &permanentError{"Invalid target URL: " + err.Error()}
 	}
-	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, hdrMap(t))
+	stored, err := t.HeaderMap()
+	if err != nil {
+		return nil, &permanentError{"Stored headers are unreadable: " + err.Error()}
+	}
+	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -645,7 +649,7 @@ const claimLongCall = time.Second
 // not (the outcome's write then starts from the task as on disk).
 func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 	claimed := *t
-	err := d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		return tx.UpdateTaskFrom(onDisk, &claimed)
 	})
 	if err != nil && d.runCtx.Err() == nil {
@@ -661,7 +665,7 @@ func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
 	if onDisk != nil {
 		return nil
 	}
-	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	return d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil || cur.Status != store.StatusProcessing {
 			return err
@@ -766,7 +770,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 	if onDisk != nil {
 		disk = onDisk
 	}
-	d.writeRetrying(t.ID, func(tx *store.Tx) error {
+	d.writeRetrying(t.ID, func(tx store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -816,7 +820,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 // writeRetrying queues a write without waiting for it. While the database refuses it (disk
 // full) it is queued again every second; at shutdown it is dropped, for the restart's
 // recovery to handle.
-func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
+func (d *dispatcher) writeRetrying(taskID string, fn func(store.Tx) error) {
 	d.a.store.WriteAsync(fn, func(err error) {
 		if err == nil || d.callCtx.Err() != nil {
 			return
@@ -847,7 +851,9 @@ func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, pe
 		switch {
 		case t.BufferedSignal != nil:
 			var sig signalBody
-			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+			if err := t.DecodeJSON("buffered_signal", &sig); err != nil {
+				a.log.Error("apply the buffered signal", "err", err)
+			}
 			a.resolve(t, &sig, *t.BufferedSignal, now)
 		case t.PollConfig != nil:
 			a.startPolling(t, now)
@@ -909,11 +915,7 @@ func (a *App) startWaiting(t *store.Task, now time.Time) {
 }
 
 // webhookState is the task's onComplete field.
-type webhookState struct {
-	Status    string  `json:"status"`
-	Attempts  int     `json:"attempts"`
-	LastError *string `json:"lastError"`
-}
+type webhookState = store.Webhook
 
 // deliverWebhook POSTs the task's terminal event to onCompleteUrl and records the outcome.
 func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
@@ -950,7 +952,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		errMsg = outbound.DescribeError(err, WebhookTimeout)
 	}
 	outcome := "" // for the metric, counted once the write is durable
-	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	werr := a.store.Write(context.Background(), func(tx store.Tx) error {
 		outcome = ""
 		cur, err := tx.Task(t.ID)
 		if err != nil {
@@ -959,8 +961,10 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		if !store.Terminal(cur.Status) || cur.OnComplete == nil || valueOr(cur.CompletedAt) != valueOr(completedAt) {
 			return nil // retried since: this event is moot
 		}
-		var st webhookState
-		json.Unmarshal([]byte(*cur.OnComplete), &st)
+		st, err := cur.WebhookState()
+		if err != nil {
+			a.log.Error("webhook delivery state; starting it again", "err", err)
+		}
 		st.Attempts++
 		cur.DueAt = nil
 		switch {

@@ -70,7 +70,7 @@ type signalOutcome struct {
 
 // applySignal resolves, buffers or refuses a signal for task t, inside the write that read t.
 // Signal, timeout and cancel all run in the single writer, so exactly one of them wins.
-func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
+func (a *App) applySignal(tx store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
 	if err := a.expireIfDue(tx, t, time.Now()); err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (a *App) signalByToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := keys.Hash(token)
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
 			return errTokenUnknown
@@ -183,7 +183,7 @@ func (a *App) signalTaskByID(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -248,7 +248,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	h := keys.Hash(token)
 	var done *store.Task
 	var refused *Error
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
 			return errTokenUnknown

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net/http"
@@ -478,7 +479,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		claim(task, now.UnixMilli())
 	}
 	var replayed *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if idemKey != "" {
 			prev, err := tx.Idempotency(teamID, idemKey, now.Add(-IdempotencyWindow).UnixMilli())
 			if err == nil {
@@ -529,13 +530,13 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
-// hdrMap is the task's stored headers as a map; nil when it has none.
+// hdrMap is the task's stored headers as a map, for its API view; nil when it has none.
+// Headers that do not decode are logged, and shown as none.
 func hdrMap(t *store.Task) map[string]string {
-	if t.Headers == "{}" { // most tasks: no decoder, no map
-		return nil
+	h, err := t.HeaderMap()
+	if err != nil {
+		slog.Error("show task", "err", err)
 	}
-	var h map[string]string
-	json.Unmarshal([]byte(t.Headers), &h)
 	return h
 }
 
@@ -772,7 +773,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	var done *store.Task
 	var refused *Error
 	held := false
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		// Hold the task against a timer starting its call before this write commits; a
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
@@ -826,7 +827,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	var token string
 	var done *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -894,7 +895,7 @@ func (a *App) finish(t *store.Task, status string, now time.Time) {
 	}
 }
 
-func createTeam(tx *store.Tx, name string) (*store.Team, error) {
+func createTeam(tx store.Tx, name string) (*store.Team, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -903,7 +904,7 @@ func createTeam(tx *store.Tx, name string) (*store.Team, error) {
 	return team, tx.InsertTeam(team)
 }
 
-func createKey(tx *store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
+func createKey(tx store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", nil, err
