@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/url"
@@ -468,7 +469,7 @@ func (s *admin) login(w http.ResponseWriter, r *http.Request) {
 	raw = hex.EncodeToString(id[:])
 	idHash := sha256.Sum256([]byte(raw))
 	now := store.NowMS()
-	err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		if err := tx.PruneAdminSessions(now); err != nil {
 			return err
 		}
@@ -486,7 +487,7 @@ func (s *admin) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *admin) logout(w http.ResponseWriter, r *http.Request, sess *session) error {
-	if err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	if err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		return tx.DeleteAdminSession(sess.IDHash)
 	}); err != nil {
 		return err
@@ -557,7 +558,10 @@ type overviewView struct {
 
 func (s *admin) overview(w http.ResponseWriter, r *http.Request, sess *session) error {
 	ctx := r.Context()
-	counts := s.a.store.StatusCounts(sess.TeamID) // kept by every commit: no COUNT(*)
+	counts, err := s.a.store.StatusCounts(ctx, sess.TeamID)
+	if err != nil {
+		return err
+	}
 	n := func(st string) int { return int(counts[st]) }
 	ov := overviewView{Pending: n(store.StatusPending), Processing: n(store.StatusProcessing),
 		Delayed: n(store.StatusDelayed), Waiting: n(store.StatusWaiting)}
@@ -565,7 +569,6 @@ func (s *admin) overview(w http.ResponseWriter, r *http.Request, sess *session) 
 		ov.Counts = append(ov.Counts, statusCount{st, n(st)})
 		ov.Total += n(st)
 	}
-	var err error
 	if ov.Oldest, err = s.a.store.OldestPending(ctx, sess.TeamID); err != nil {
 		return err
 	}
@@ -1252,9 +1255,7 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		add(k, s, true)
 	}
 
-	hdrs := map[string]string{}
-	json.Unmarshal([]byte(t.Headers), &hdrs)
-	tv.Headers = headerList(hdrs, tokens)
+	tv.Headers = headerList(hdrMap(t), tokens)
 	if t.Body != nil {
 		tv.Body, tv.BodyJSON = prettyJSON(*t.Body)
 	}
@@ -1296,8 +1297,10 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	if t.OnCompleteURL != nil {
 		wv := &webhookView{URL: *t.OnCompleteURL, Status: "not yet (the task has not finished)"}
 		if t.OnComplete != nil {
-			var st webhookState
-			json.Unmarshal([]byte(*t.OnComplete), &st)
+			st, err := t.WebhookState()
+			if err != nil {
+				slog.Error("show task", "err", err)
+			}
 			wv.Status, wv.Attempts, wv.LastError = st.Status, st.Attempts, deref(st.LastError)
 			if st.Status == "pending" {
 				wv.NextTry = t.DueAt
@@ -1591,7 +1594,7 @@ func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session)
 		return s.showKeys(w, r, sess, http.StatusBadRequest, "", "The name may be at most 100 characters.", "", "")
 	}
 	var raw string
-	err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		var err error
 		raw, _, err = createKey(tx, sess.TeamID, name)
 		return err
@@ -1609,7 +1612,7 @@ func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session)
 func (s *admin) revokeKey(w http.ResponseWriter, r *http.Request, sess *session) error {
 	id := r.PathValue("id")
 	var ok bool
-	err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		var err error
 		ok, err = tx.RevokeAPIKey(sess.TeamID, id, store.NowMS())
 		return err
@@ -1749,11 +1752,15 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 			}
 		}
 	}
+	var lastCounts string
 	countsNow := func() string {
 		if len(countOf) == 0 {
 			return ""
 		}
-		c := s.a.store.StatusCounts(sess.TeamID) // in memory: no query
+		c, err := s.a.store.StatusCounts(r.Context(), sess.TeamID)
+		if err != nil {
+			return lastCounts // nothing new to tell
+		}
 		var b strings.Builder
 		for _, st := range allStatuses {
 			if countOf[0] == "all" || slices.Contains(countOf, st) {
@@ -1762,7 +1769,7 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 		}
 		return b.String()
 	}
-	lastCounts := countsNow()
+	lastCounts = countsNow()
 	var every time.Duration
 	if n, err := strconv.Atoi(q.Get("every")); err == nil && n > 0 {
 		every = time.Duration(max(n, 2)) * time.Second

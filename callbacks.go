@@ -82,7 +82,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	canon, _ := json.Marshal(sig)
 	h := keys.Hash(id)
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskByCallback(h[:])
 		if store.IsNotFound(err) {
 			return errCallbackUnknown

@@ -96,7 +96,7 @@ func (a *App) newDispatcher() *dispatcher {
 func (d *dispatcher) start(ctx context.Context) error {
 	a := d.a
 	var recovered int64
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		var err error
 		recovered, err = tx.RecoverProcessing(store.NowMS())
 		return err
@@ -206,7 +206,7 @@ func (d *dispatcher) loaderLoop() {
 			before := time.Now().Add(-IdempotencyWindow).UnixMilli()
 			for range 100 {
 				var n int64
-				err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+				err := d.a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
 					n, err = tx.PruneIdempotency(before, 500)
 					return err
 				})
@@ -262,7 +262,7 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 		if len(batch) == 0 {
 			continue
 		}
-		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+		err := a.store.Write(d.runCtx, func(tx store.Tx) error {
 			now := time.Now()
 			for _, e := range batch {
 				if err := d.fireOne(tx, e.ID, now); err != nil {
@@ -358,7 +358,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	return rest
 }
 
-func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+func (d *dispatcher) fireOne(tx store.Tx, id string, now time.Time) error {
 	a := d.a
 	t, err := tx.Task(id)
 	if store.IsNotFound(err) {
@@ -404,7 +404,7 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		var got []*store.Task
-		a.store.WriteAsync(func(tx *store.Tx) error {
+		a.store.WriteAsync(func(tx store.Tx) error {
 			got = got[:0]
 			now := store.NowMS()
 			for _, it := range items {
@@ -514,7 +514,11 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	if err != nil {
 		return nil, &permanentError{"Invalid target URL: " + err.Error()}
 	}
-	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, hdrMap(t))
+	stored, err := t.HeaderMap()
+	if err != nil {
+		return nil, &permanentError{"Stored headers are unreadable: " + err.Error()}
+	}
+	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +542,7 @@ const claimLongCall = time.Second
 // not (the outcome's write then starts from the task as on disk).
 func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 	claimed := *t
-	err := d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		return tx.UpdateTaskFrom(onDisk, &claimed)
 	})
 	if err != nil && d.runCtx.Err() == nil {
@@ -554,7 +558,7 @@ func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
 	if onDisk != nil {
 		return nil
 	}
-	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	return d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil || !unclaim(cur, store.NowMS()) {
 			return err
@@ -630,7 +634,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 	if onDisk != nil {
 		disk = onDisk
 	}
-	d.writeRetrying(t.ID, func(tx *store.Tx) error {
+	d.writeRetrying(t.ID, func(tx store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -680,7 +684,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 // writeRetrying queues a write without waiting for it. While the database refuses it (disk
 // full) it is queued again after retryPause; at shutdown it is dropped, for the restart's
 // recovery to handle.
-func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
+func (d *dispatcher) writeRetrying(taskID string, fn func(store.Tx) error) {
 	d.a.store.WriteAsync(fn, func(err error) {
 		if err == nil || d.callCtx.Err() != nil {
 			return
@@ -770,14 +774,18 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	}
 	errMsg, permanent := judgeWebhook(res, err)
 	outcome := "" // for the metric, counted once the write is durable
-	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	werr := a.store.Write(context.Background(), func(tx store.Tx) error {
 		outcome = ""
 		cur, err := tx.Task(t.ID)
 		if err != nil {
 			return err
 		}
-		if outcome = afterWebhook(cur, completedAt, errMsg, permanent, time.Now()); outcome == "" {
+		var damaged error
+		if outcome, damaged = afterWebhook(cur, completedAt, errMsg, permanent, time.Now()); outcome == "" {
 			return nil // retried since: this event is moot
+		}
+		if damaged != nil {
+			a.log.Error("webhook delivery state; starting it again", "err", damaged)
 		}
 		if err := tx.UpdateTask(cur, cur.Status); err != nil {
 			return err

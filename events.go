@@ -86,7 +86,7 @@ func secretJSON(team *store.Team) map[string]any {
 // still signing for SecretOverlap.
 func (a *App) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error {
 	var team *store.Team
-	err := a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := a.store.Write(r.Context(), func(tx store.Tx) error {
 		until := time.Now().Add(SecretOverlap).UnixMilli()
 		if err := tx.RotateSecret(teamOf(r), newSecret(), until); err != nil {
 			return err

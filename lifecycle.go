@@ -194,7 +194,7 @@ func bufferedSignal(t *store.Task) *signalBody {
 		return nil
 	}
 	var sig signalBody
-	if json.Unmarshal([]byte(*t.BufferedSignal), &sig) != nil {
+	if t.DecodeJSON("buffered_signal", &sig) != nil {
 		return nil
 	}
 	return &sig
@@ -239,10 +239,10 @@ func startWaiting(t *store.Task, now time.Time) {
 // when neither template nor task says) is its deadline.
 func startPolling(t *store.Task, now time.Time) {
 	var cfg providers.PollConfig
-	if err := json.Unmarshal([]byte(*t.PollConfig), &cfg); err != nil {
+	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
 		// Validated at create, so only a damaged row gets here: fail it, rather than poll
 		// a zero config in a loop.
-		msg := "Polling: the stored pollConfig cannot be read: " + err.Error()
+		msg := "Polling: " + err.Error()
 		t.Error = &msg
 		finish(t, store.StatusFailed, now)
 		return
@@ -554,11 +554,7 @@ func webhookArmed(t *store.Task) bool {
 }
 
 // webhookState is the task's onComplete field.
-type webhookState struct {
-	Status    string  `json:"status"`
-	Attempts  int     `json:"attempts"`
-	LastError *string `json:"lastError"`
-}
+type webhookState = store.Webhook
 
 // judgeWebhook classifies one delivery of a completion webhook (SPEC §5.1): a 2xx answer
 // delivers it (errMsg ""); a 5xx answer or a network error is worth a retry; any other
@@ -577,18 +573,18 @@ func judgeWebhook(res *outbound.Response, err error) (errMsg string, permanent b
 // failed (a 4xx answer, permanent, or the last of WebhookRetries retries); or pending again
 // after the backoff (1, 2, 4 s). errMsg is "" for a 2xx answer. It returns the outcome
 // ("delivered", "failed" or "retry"), or "" when there is nothing to record: the task was
-// retried since, and this event is moot.
-func afterWebhook(t *store.Task, completedAt *int64, errMsg string, permanent bool, now time.Time) string {
+// retried since, and this event is moot. A stored state that cannot be read (written only
+// here and by finish, so a damaged row) is counted afresh and returned as damaged.
+func afterWebhook(t *store.Task, completedAt *int64, errMsg string, permanent bool, now time.Time) (outcome string, damaged error) {
 	if !store.Terminal(t.Status) || t.OnComplete == nil || valueOr(t.CompletedAt) != valueOr(completedAt) {
-		return ""
+		return "", nil
 	}
-	var st webhookState
-	if json.Unmarshal([]byte(*t.OnComplete), &st) != nil {
-		st = webhookState{} // written only here and by finish, so never; counted afresh
+	st, damaged := t.WebhookState()
+	if damaged != nil {
+		st = webhookState{}
 	}
 	st.Attempts++
 	t.DueAt = nil
-	var outcome string
 	switch {
 	case errMsg == "":
 		st.Status, st.LastError = "delivered", nil
@@ -605,5 +601,5 @@ func afterWebhook(t *store.Task, completedAt *int64, errMsg string, permanent bo
 	b, _ := json.Marshal(st) // strings and an int: cannot fail
 	s := string(b)
 	t.OnComplete = &s
-	return outcome
+	return outcome, damaged
 }

@@ -727,21 +727,24 @@ func TestAfterWebhook(t *testing.T) {
 		state     webhookState
 		due       string
 	}{
-		{"2xx", finished(0), "", false, "delivered", webhookState{"delivered", 1, nil}, "<nil>"},
+		{"2xx", finished(0), "", false, "delivered", webhookState{Status: "delivered", Attempts: 1, LastError: nil}, "<nil>"},
 		{"5xx, first try: again in 1 s", finished(0), "HTTP 500 - Internal Server Error", false, "retry",
-			webhookState{"pending", 1, ptr("HTTP 500 - Internal Server Error")}, "1s"},
+			webhookState{Status: "pending", Attempts: 1, LastError: ptr("HTTP 500 - Internal Server Error")}, "1s"},
 		{"network error, second try: 2 s", finished(1), "Network error: connection refused", false, "retry",
-			webhookState{"pending", 2, ptr("Network error: connection refused")}, "2s"},
+			webhookState{Status: "pending", Attempts: 2, LastError: ptr("Network error: connection refused")}, "2s"},
 		{"third try: 4 s", finished(2), "HTTP 502 - Bad Gateway", false, "retry",
-			webhookState{"pending", 3, ptr("HTTP 502 - Bad Gateway")}, "4s"},
+			webhookState{Status: "pending", Attempts: 3, LastError: ptr("HTTP 502 - Bad Gateway")}, "4s"},
 		{"after the last retry: failed", finished(3), "HTTP 502 - Bad Gateway", false, "failed",
-			webhookState{"failed", 4, ptr("HTTP 502 - Bad Gateway")}, "<nil>"},
+			webhookState{Status: "failed", Attempts: 4, LastError: ptr("HTTP 502 - Bad Gateway")}, "<nil>"},
 		{"4xx: failed at once", finished(0), "HTTP 404 - Not Found", true, "failed",
-			webhookState{"failed", 1, ptr("HTTP 404 - Not Found")}, "<nil>"},
-		{"delivered after a retry", finished(1), "", false, "delivered", webhookState{"delivered", 2, nil}, "<nil>"},
+			webhookState{Status: "failed", Attempts: 1, LastError: ptr("HTTP 404 - Not Found")}, "<nil>"},
+		{"delivered after a retry", finished(1), "", false, "delivered", webhookState{Status: "delivered", Attempts: 2, LastError: nil}, "<nil>"},
 	} {
 		completedAt := *c.task.CompletedAt
-		got := afterWebhook(c.task, &completedAt, c.errMsg, c.permanent, now)
+		got, damaged := afterWebhook(c.task, &completedAt, c.errMsg, c.permanent, now)
+		if damaged != nil {
+			t.Errorf("%s: damaged: %v", c.name, damaged)
+		}
 		var st webhookState
 		if err := json.Unmarshal([]byte(str(c.task.OnComplete)), &st); err != nil {
 			t.Errorf("%s: onComplete %s: %v", c.name, str(c.task.OnComplete), err)
@@ -762,12 +765,20 @@ func TestAfterWebhook(t *testing.T) {
 	if _, c := requestRetry(retried, now); c != nil {
 		t.Fatal(c)
 	}
-	if got := afterWebhook(retried, &completedAt, "", false, now); got != "" || retried.OnComplete != nil {
+	if got, _ := afterWebhook(retried, &completedAt, "", false, now); got != "" || retried.OnComplete != nil {
 		t.Errorf("retried since: %q, onComplete %s", got, str(retried.OnComplete))
+	}
+	// A state that cannot be read: this delivery is counted as the first, and reported.
+	damaged := finished(0)
+	damaged.OnComplete = ptr("{")
+	at := *damaged.CompletedAt
+	if got, err := afterWebhook(damaged, &at, "", false, now); got != "delivered" || err == nil ||
+		str(damaged.OnComplete) != `{"status":"delivered","attempts":1,"lastError":null}` {
+		t.Errorf("damaged state: %q %v, onComplete %s", got, err, str(damaged.OnComplete))
 	}
 	again := finished(0)
 	earlier := completedAt - 1000
-	if got := afterWebhook(again, &earlier, "", false, now); got != "" || str(again.OnComplete) != webhookArmedState {
+	if got, _ := afterWebhook(again, &earlier, "", false, now); got != "" || str(again.OnComplete) != webhookArmedState {
 		t.Errorf("an earlier end's delivery: %q, onComplete %s", got, str(again.OnComplete))
 	}
 }

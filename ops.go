@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,23 +43,13 @@ func (c *BackupCmd) Run(ctx context.Context, cli *CLI) error {
 	}
 	defer st.Close()
 	start := time.Now()
-	if _, err := st.W.ExecContext(ctx, `vacuum into ?`, c.To); err != nil { // the read pool is query_only
-		return fmt.Errorf("backup: %w", err)
+	tasks, err := st.Backup(ctx, c.To)
+	if err != nil {
+		return err
 	}
 	if err := os.Chmod(c.To, 0o600); err != nil {
 		return err
 	}
-	db, err := sql.Open("sqlite", "file:"+c.To+"?mode=ro")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var check string
-	var tasks int64
-	if err := db.QueryRowContext(ctx, `pragma integrity_check`).Scan(&check); err != nil || check != "ok" {
-		return fmt.Errorf("backup %s failed its integrity check: %v %s", c.To, err, check)
-	}
-	db.QueryRowContext(ctx, `select count(*) from tasks`).Scan(&tasks)
 	fi, _ := os.Stat(c.To)
 	fmt.Fprintf(os.Stderr, "backed up %s to %s: %d tasks, %d bytes, %s, integrity ok\n",
 		cli.DB, c.To, tasks, fi.Size(), time.Since(start).Round(time.Millisecond))
@@ -103,7 +92,7 @@ func (d *dispatcher) prune(cutoff time.Time, batch, limit int) (int, error) {
 	for _, team := range teams {
 		for total < limit {
 			var n int
-			err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+			err := d.a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
 				n, err = tx.PruneTasks(team.ID, cutoff.UnixMilli(), batch)
 				return err
 			})
@@ -189,17 +178,13 @@ func (l *teamLimiter) allow(w http.ResponseWriter, team string) error {
 	return errorf(http.StatusTooManyRequests, "Rate limit of %d requests per minute for this team exceeded; retry in %d s", l.perMin, retry)
 }
 
-// storageError maps SQLite's "disk full" and I/O errors to answers a client can act on;
-// the failed write was rolled back, so nothing partial was stored.
+// storageError maps the store's "full" and "unavailable" errors to answers a client can
+// act on; the failed write was rolled back, so nothing partial was stored.
 func storageError(err error) *Error {
-	var se interface{ Code() int }
-	if !errors.As(err, &se) {
-		return nil
-	}
-	switch se.Code() & 0xff {
-	case 13: // SQLITE_FULL
+	switch {
+	case errors.Is(err, store.ErrFull):
 		return &Error{http.StatusInsufficientStorage, "The database is full (disk space or --max-db-size); nothing was stored. Free space and retry"}
-	case 10: // SQLITE_IOERR
+	case errors.Is(err, store.ErrUnavailable):
 		return &Error{http.StatusServiceUnavailable, "The database could not write to disk; nothing was stored. Retry later"}
 	}
 	return nil

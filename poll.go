@@ -93,9 +93,8 @@ func (d *dispatcher) poll(t *store.Task) {
 	a := d.a
 	var cfg providers.PollConfig
 	var out pollOutcome
-	if err := json.Unmarshal([]byte(*t.PollConfig), &cfg); err != nil {
-		// Validated at create, so only a damaged row gets here (startPolling fails it too).
-		out = pollOutcome{failed: true, err: "Polling: the stored pollConfig cannot be read: " + err.Error()}
+	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
+		out = pollOutcome{failed: true, err: "Polling: " + err.Error()}
 	} else {
 		out = d.pollOnce(t, &cfg)
 	}
@@ -112,7 +111,7 @@ func (d *dispatcher) poll(t *store.Task) {
 	if d.callCtx.Err() != nil {
 		return // shutting down: the lease fires again after restart
 	}
-	err := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -133,8 +132,8 @@ func (d *dispatcher) poll(t *store.Task) {
 
 func (d *dispatcher) pollOnce(t *store.Task, cfg *providers.PollConfig) pollOutcome {
 	var start callResult
-	if t.StartResult != nil {
-		json.Unmarshal([]byte(*t.StartResult), &start)
+	if err := t.DecodeJSON("start_result", &start); err != nil {
+		return pollOutcome{failed: true, err: "Polling: " + err.Error()}
 	}
 	var startBody any
 	json.Unmarshal([]byte(start.Body), &startBody)
@@ -185,7 +184,11 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 	if cfg.ForwardAuth && !withheld {
 		names := cfg.AuthHeaderNames()
 		fwd := map[string]string{}
-		for k, v := range hdrMap(t) {
+		stored, err := t.HeaderMap()
+		if err != nil {
+			return nil, &pollOutcome{failed: true, err: "Polling: " + err.Error()}
+		}
+		for k, v := range stored {
 			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(k, n) }) {
 				fwd[k] = v
 			}

@@ -179,7 +179,7 @@ func (a *App) createSchedule(w http.ResponseWriter, r *http.Request) error {
 		next := spec.Next(now).UnixMilli()
 		s.NextRunAt = &next
 	}
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if err := tx.InsertSchedule(s); err != nil {
 			return err
 		}
@@ -249,7 +249,7 @@ func (a *App) listSchedules(w http.ResponseWriter, r *http.Request) error {
 // re-arms its timer. change returns a *Error to refuse.
 func (a *App) changeSchedule(ctx context.Context, id string, change func(s *store.Schedule, now time.Time) error) (*store.Schedule, error) {
 	var done *store.Schedule
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		s, err := tx.Schedule(id)
 		if store.IsNotFound(err) {
 			return errScheduleNotFound
@@ -377,7 +377,7 @@ func (a *App) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if err := tx.DeleteSchedule(s.ID); err != nil {
 			return err
 		}
@@ -398,7 +398,7 @@ func (a *App) triggerSchedule(w http.ResponseWriter, r *http.Request) error {
 	}
 	var task *store.Task
 	var runErr error
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		s, err := tx.Schedule(s.ID)
 		if store.IsNotFound(err) {
 			return errScheduleNotFound
@@ -427,7 +427,7 @@ func (a *App) triggerSchedule(w http.ResponseWriter, r *http.Request) error {
 // makes no second task. A body that no longer makes a valid task (a target the policy now
 // blocks, say) is recorded on s as lastError and returned as runErr: the run is spent all
 // the same. err is a storage error, which fails the write.
-func (a *App) makeRun(tx *store.Tx, s *store.Schedule, now time.Time, key string) (task *store.Task, runErr, err error) {
+func (a *App) makeRun(tx store.Tx, s *store.Schedule, now time.Time, key string) (task *store.Task, runErr, err error) {
 	nowMS := now.UnixMilli()
 	s.LastRunAt = &nowMS
 	if task, runErr = a.runTask(s, now); runErr != nil {
@@ -507,7 +507,7 @@ func (d *dispatcher) fireSchedules(es []timerq.Entry) []timerq.Entry {
 func (a *App) fireSchedule(ctx context.Context, id string) {
 	var kind string
 	var runErr error
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		kind, runErr = "", nil
 		s, err := tx.Schedule(id)
 		if store.IsNotFound(err) {

@@ -20,6 +20,7 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/iplimit"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -138,7 +139,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		return fmt.Errorf("vault key file: %w", err)
 	}
 	app.metrics = newMetrics(app)
-	st, err := store.Open(cli.DB, store.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
+	st, err := sqlite.Open(cli.DB, sqlite.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
 		OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})
 	if err != nil {
 		ln.Close()
@@ -148,7 +149,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	if err := app.bootstrap(ctx, publicURL); err != nil {
 		st.Close()
 		ln.Close()
-		return store.Explain(cli.DB, err)
+		return sqlite.Explain(cli.DB, err)
 	}
 	if key == nil {
 		var created bool
@@ -250,7 +251,7 @@ func lockDatabase(path string) (*os.File, error) {
 // bootstrap creates team "default" and its first key on an empty database, and prints the key once.
 func (a *App) bootstrap(ctx context.Context, publicURL string) error {
 	var raw string
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		n, err := tx.CountTeams()
 		if err != nil || n > 0 {
 			return err

@@ -32,7 +32,7 @@ type App struct {
 	cfg         *ServeCmd
 	publicURL   string
 	trusted     []netip.Prefix
-	store       *store.Store
+	store       store.Store
 	out         *outbound.Client
 	sched       *scheduler  // the dispatcher's: what runs when (scheduler.go)
 	disp        *dispatcher // nil until the dispatcher is made
@@ -168,8 +168,7 @@ func isTimeout(err error) bool {
 func teamOf(r *http.Request) string { return r.Context().Value(teamKey).(string) }
 
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
-	var one int
-	if err := a.store.R.GetContext(r.Context(), &one, "select 1"); err != nil {
+	if err := a.store.Ping(r.Context()); err != nil {
 		return &Error{http.StatusServiceUnavailable, "database unreachable"}
 	}
 	if !a.sched.loaded() {

@@ -71,7 +71,7 @@ type signalOutcome struct {
 // applySignal resolves, buffers or refuses a signal (kind bySignal) or provider callback
 // (byCallback, with its body as the event's detail) for task t, inside the write that read
 // t, and writes what it did (receiveSignal).
-func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon, kind string, detail *string) (*signalOutcome, error) {
+func (a *App) applySignal(tx store.Tx, t *store.Task, sig *signalBody, canon, kind string, detail *string) (*signalOutcome, error) {
 	now := time.Now()
 	r, refused := receiveSignal(t, sig, canon, kind, detail, now)
 	if err := a.commit(tx, t, r.change, now); err != nil {
@@ -113,7 +113,7 @@ func (a *App) signalByToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := keys.Hash(token)
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
 			return errTokenUnknown
@@ -143,7 +143,7 @@ func (a *App) signalTaskByID(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -208,7 +208,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	h := keys.Hash(token)
 	var done *store.Task
 	var refused *Error
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
 			return errTokenUnknown

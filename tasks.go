@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net/http"
@@ -470,7 +471,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		claim(task, now.UnixMilli())
 	}
 	var replayed *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if idemKey != "" {
 			prev, err := tx.Idempotency(teamID, idemKey, now.Add(-IdempotencyWindow).UnixMilli())
 			if err == nil {
@@ -521,13 +522,13 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
-// hdrMap is the task's stored headers as a map; nil when it has none.
+// hdrMap is the task's stored headers as a map, for its API view; nil when it has none.
+// Headers that do not decode are logged, and shown as none.
 func hdrMap(t *store.Task) map[string]string {
-	if t.Headers == "{}" { // most tasks: no decoder, no map
-		return nil
+	h, err := t.HeaderMap()
+	if err != nil {
+		slog.Error("show task", "err", err)
 	}
-	var h map[string]string
-	json.Unmarshal([]byte(t.Headers), &h)
 	return h
 }
 
@@ -757,7 +758,7 @@ func (a *App) getEvents(w http.ResponseWriter, r *http.Request) error {
 
 // commit writes what a transition (lifecycle.go) did to t inside the caller's write, and
 // hands t to the scheduler once the write is durable.
-func (a *App) commit(tx *store.Tx, t *store.Task, c change, now time.Time) error {
+func (a *App) commit(tx store.Tx, t *store.Task, c change, now time.Time) error {
 	if !c.write {
 		return nil
 	}
@@ -794,7 +795,7 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	var done *store.Task
 	var refused *Error
 	held := false
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		// Hold the task against a timer starting its call before this write commits; a
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
@@ -839,7 +840,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	var token string
 	var done *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -877,7 +878,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, resp)
 }
 
-func createTeam(tx *store.Tx, name string) (*store.Team, error) {
+func createTeam(tx store.Tx, name string) (*store.Team, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -886,7 +887,7 @@ func createTeam(tx *store.Tx, name string) (*store.Team, error) {
 	return team, tx.InsertTeam(team)
 }
 
-func createKey(tx *store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
+func createKey(tx store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", nil, err

@@ -54,7 +54,7 @@ func (a *App) createToken(w http.ResponseWriter, r *http.Request) error {
 	v := &store.VaultToken{ID: vault.NewTokenID(), TeamID: teamOf(r), Name: strings.TrimSpace(*req.Name),
 		CreatedAt: time.Now().UnixMilli()}
 	v.Sealed = a.vault.Seal([]byte(*req.Value), v.ID)
-	if err := a.store.Write(r.Context(), func(tx *store.Tx) error { return tx.InsertVaultToken(v) }); err != nil {
+	if err := a.store.Write(r.Context(), func(tx store.Tx) error { return tx.InsertVaultToken(v) }); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, map[string]any{"token": tokenView(v)})
@@ -80,7 +80,7 @@ func (a *App) deleteToken(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("%q is not a vault token id (tok_…)", id)
 	}
 	var found bool
-	err := a.store.Write(r.Context(), func(tx *store.Tx) (err error) {
+	err := a.store.Write(r.Context(), func(tx store.Tx) (err error) {
 		found, err = tx.DeleteVaultToken(teamOf(r), id, time.Now().UnixMilli())
 		return err
 	})
