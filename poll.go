@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
+
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/providers"
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -43,13 +45,9 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 	hasConfig := len(pollConfig) > 0 && string(pollConfig) != "null" // null: as if absent, like provider
 	if hasConfig {
 		// A pollConfig on top of a provider overrides the template's fields it names.
-		dec := json.NewDecoder(bytes.NewReader(pollConfig))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			if e, ok := jsonError(err).(*Error); ok {
-				return nil, nil, badRequest("pollConfig: %s", e.Message)
-			}
-			return nil, nil, badRequest("pollConfig must be an object")
+		// A null member keeps the template's value, as it always has.
+		if err := decodeMember(pollConfig, "pollConfig", &cfg, jsonv1.MergeWithLegacySemantics(true)); err != nil {
+			return nil, nil, err
 		}
 	}
 	if providerID == nil && !hasConfig {
