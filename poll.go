@@ -44,8 +44,8 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 	}
 	hasConfig := len(pollConfig) > 0 && string(pollConfig) != "null" // null: as if absent, like provider
 	if hasConfig {
-		// A pollConfig on top of a provider overrides the template's fields it names.
-		// A null member keeps the template's value, as it always has.
+		// A pollConfig on top of a provider overrides the template's fields it names; a
+		// member given as null keeps the template's value.
 		if err := decodeMember(pollConfig, "pollConfig", &cfg, jsonv1.MergeWithLegacySemantics(true)); err != nil {
 			return nil, nil, err
 		}
