@@ -65,7 +65,9 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 // host is written out, as to targetUrl: a literal blocked address is 422 at create.
 func (a *App) checkPollHosts(stored string) error {
 	var cfg providers.PollConfig
-	json.Unmarshal([]byte(stored), &cfg)
+	if err := json.Unmarshal([]byte(stored), &cfg); err != nil {
+		return err // written by pollSettings just before: not the caller's doing
+	}
 	for _, f := range []struct{ name, tmpl string }{
 		{"pollConfig.urlTemplate", cfg.URLTemplate}, {"pollConfig.resultUrlTemplate", cfg.ResultURLTemplate},
 	} {
