@@ -66,7 +66,6 @@ type admin struct {
 	streams  map[string]int // open event streams by team
 }
 
-
 // reveals holds secrets made by a POST (a new API key, a retried task's signal token) for
 // the page the POST redirects to, which shows each once (post/redirect/get: reloading that
 // page neither repeats the action nor shows the secret again). They stay in memory only,
@@ -274,6 +273,15 @@ func (s *admin) fail(w http.ResponseWriter, r *http.Request, sess *session, err 
 		e = &Error{http.StatusInternalServerError, "Internal error"}
 	}
 	s.render(w, r, e.Status, "error", &view{Title: http.StatusText(e.Status), Sess: sess, Err: e.Message})
+}
+
+// refusal is err when it is an *Error a user can act on (below 500), else nil.
+func refusal(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) && e.Status < http.StatusInternalServerError {
+		return e
+	}
+	return nil
 }
 
 // view is what every page template gets.

@@ -3,7 +3,6 @@ package main
 // The admin page's keys, webhook secret and Token Vault.
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -95,16 +94,10 @@ func (s *admin) revokeKey(w http.ResponseWriter, r *http.Request, sess *session)
 	return nil
 }
 
-// rotateSecret is POST /webhook-secret/rotate, through the API route's handler.
+// rotateSecret is POST /webhook-secret/rotate, through the same function as the API's route.
 func (s *admin) rotateSecret(w http.ResponseWriter, r *http.Request, sess *session) error {
-	status, out, err := s.callAPI(r.Context(), sess, http.MethodPost, s.a.rotateWebhookSecret, "", nil)
-	if err != nil {
+	if _, err := s.a.rotateSecret(r.Context(), sess.TeamID); err != nil {
 		return err
-	}
-	if status >= 400 {
-		var msg string
-		json.Unmarshal(out["error"], &msg)
-		return errorf(status, "%s", msg)
 	}
 	http.Redirect(w, r, "/keys?done=rotated", http.StatusSeeOther)
 	return nil
@@ -129,34 +122,28 @@ func (s *admin) showVault(w http.ResponseWriter, r *http.Request, sess *session,
 	return nil
 }
 
-// createVaultToken is POST /vault, through the API's POST /v1/tokens. The value goes
-// straight into the vault and is never shown.
+// createVaultToken is POST /vault, through the same function as the API's POST /v1/tokens.
+// The value goes straight into the vault and is never shown.
 func (s *admin) createVaultToken(w http.ResponseWriter, r *http.Request, sess *session) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	body, _ := json.Marshal(map[string]string{"name": name, "value": r.PostFormValue("value")})
-	status, out, err := s.callAPI(r.Context(), sess, http.MethodPost, s.a.createToken, "", body)
-	if err != nil {
+	if _, err := s.a.storeToken(r.Context(), sess.TeamID, name, r.PostFormValue("value")); err != nil {
+		if e := refusal(err); e != nil {
+			return s.showVault(w, r, sess, e.Status, "", e.Message, name)
+		}
 		return err
-	}
-	if status >= 400 {
-		var msg string
-		json.Unmarshal(out["error"], &msg)
-		return s.showVault(w, r, sess, status, "", msg, name)
 	}
 	http.Redirect(w, r, "/vault?done=stored", http.StatusSeeOther)
 	return nil
 }
 
-// deleteVaultToken is POST /vault/{id}/delete, through the API's DELETE /v1/tokens/{id}.
+// deleteVaultToken is POST /vault/{id}/delete, through the same function as the API's
+// DELETE /v1/tokens/{id}.
 func (s *admin) deleteVaultToken(w http.ResponseWriter, r *http.Request, sess *session) error {
-	status, out, err := s.callAPI(r.Context(), sess, http.MethodDelete, s.a.deleteToken, r.PathValue("id"), nil)
-	if err != nil {
+	if err := s.a.destroyToken(r.Context(), sess.TeamID, r.PathValue("id")); err != nil {
+		if e := refusal(err); e != nil {
+			return s.showVault(w, r, sess, e.Status, "", e.Message, "")
+		}
 		return err
-	}
-	if status >= 400 {
-		var msg string
-		json.Unmarshal(out["error"], &msg)
-		return s.showVault(w, r, sess, status, "", msg, "")
 	}
 	http.Redirect(w, r, "/vault?done=deleted", http.StatusSeeOther)
 	return nil

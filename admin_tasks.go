@@ -4,7 +4,6 @@ package main
 // the actions on one task.
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -231,17 +230,25 @@ type bulkView struct {
 
 // bulkAction is POST /tasks/bulk: cancel or retry every task of the list's filter (only a
 // filter on status, search or time; at most BulkMax). Without confirm=yes it shows what it
-// would do and asks; with it, it acts through the API's handlers, task by task, and
-// redirects to the list with a notice of what was done.
+// would do and asks; with it, it acts through the API's own service functions, task by
+// task, and redirects to the list with a notice of what was done.
 func (s *admin) bulkAction(w http.ResponseWriter, r *http.Request, sess *session) error {
 	action := r.PostFormValue("action")
 	var applies func(string) bool
-	var h func(http.ResponseWriter, *http.Request) error
+	var act func(ctx context.Context, team, id string) error
 	switch action {
 	case "cancel":
-		applies, h = cancellable, s.a.cancelTask
+		applies = cancellable
+		act = func(ctx context.Context, team, id string) error {
+			_, err := s.a.cancelTeamTask(ctx, team, id)
+			return err
+		}
 	case "retry":
-		applies, h = retryable, s.a.retryTask
+		applies = retryable
+		act = func(ctx context.Context, team, id string) error {
+			_, _, err := s.a.retryTeamTask(ctx, team, id)
+			return err
+		}
 	default:
 		return errorf(http.StatusBadRequest, "There is no bulk action %q", action)
 	}
@@ -304,14 +311,14 @@ func (s *admin) bulkAction(w http.ResponseWriter, r *http.Request, sess *session
 	}
 	done, refused := 0, 0
 	for _, id := range ids {
-		status, _, err := s.callAPI(r.Context(), sess, http.MethodPost, h, id, nil)
-		if err != nil {
-			return err
-		}
-		if status < 400 {
+		err := act(r.Context(), sess.TeamID, id)
+		switch {
+		case err == nil:
 			done++
-		} else {
+		case refusal(err) != nil:
 			refused++ // it changed in the meantime
+		default:
+			return err
 		}
 	}
 	s.a.log.Info("admin: bulk action", "team", sess.TeamID, "action", action, "done", done, "refused", refused, "by", sess.KeyPrefix)
@@ -421,102 +428,59 @@ func (s *admin) showTaskTyped(w http.ResponseWriter, r *http.Request, sess *sess
 	return nil
 }
 
-// taskAction is POST /tasks/{id}/{cancel|retry|approve|reject}. Each runs the handler of the
-// matching API route in-process for the session's team, so the admin page and the API
-// cannot disagree on what an action does.
+// taskAction is POST /tasks/{id}/{cancel|retry|approve|reject}. Each calls the service
+// function behind the matching API route for the session's team, so the admin page and
+// the API cannot disagree on what an action does.
 func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session) error {
 	id, err := parseTaskID(r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	action := r.PathValue("action")
-	var h func(http.ResponseWriter, *http.Request) error
-	var body []byte
+	ctx, team := r.Context(), sess.TeamID
+	action, done := r.PathValue("action"), r.PathValue("action")
+	var token string
 	switch action {
 	case "cancel":
-		h = s.a.cancelTask
+		_, err = s.a.cancelTeamTask(ctx, team, id)
 	case "retry":
-		h = s.a.retryTask
-	case "approve":
-		sig := struct {
-			Status string          `json:"status"`
-			Result json.RawMessage `json:"result,omitempty"`
-		}{Status: store.StatusCompleted}
-		if res := strings.TrimSpace(r.PostFormValue("result")); res != "" {
-			if !json.Valid([]byte(res)) {
-				return s.showTaskTyped(w, r, sess, http.StatusBadRequest, "", "The result must be valid JSON, such as {\"approved\": true}.", "", r.PostFormValue("result"))
+		_, token, err = s.a.retryTeamTask(ctx, team, id)
+	case "approve", "reject":
+		sig := &signalBody{Status: store.StatusCompleted}
+		if action == "approve" {
+			if res := strings.TrimSpace(r.PostFormValue("result")); res != "" {
+				if !json.Valid([]byte(res)) {
+					return s.showTaskTyped(w, r, sess, http.StatusBadRequest, "", "The result must be valid JSON, such as {\"approved\": true}.", "", r.PostFormValue("result"))
+				}
+				sig.Result = json.RawMessage(res)
 			}
-			sig.Result = json.RawMessage(res)
+		} else {
+			sig.Status = store.StatusFailed
+			if reason := strings.TrimSpace(r.PostFormValue("reason")); reason != "" {
+				sig.Error = &reason
+			}
 		}
-		body, _ = json.Marshal(sig)
-		h = s.a.signalTaskByID
-	case "reject":
-		sig := struct {
-			Status string `json:"status"`
-			Error  string `json:"error,omitempty"`
-		}{Status: store.StatusFailed, Error: strings.TrimSpace(r.PostFormValue("reason"))}
-		body, _ = json.Marshal(sig)
-		h = s.a.signalTaskByID
+		canon, bad := checkSignal(sig)
+		var out *signalOutcome
+		out, err = s.a.signalTeamTask(ctx, team, id, sig, canon, bad)
+		if err == nil && out.status == http.StatusAccepted {
+			done = "buffered"
+		}
 	default:
 		return errorf(http.StatusNotFound, "There is no action %q", action)
 	}
-	status, out, err := s.callAPI(r.Context(), sess, http.MethodPost, h, id, body)
 	if err != nil {
-		return err
-	}
-	if status >= 400 {
-		var msg string
-		json.Unmarshal(out["error"], &msg)
-		if status == http.StatusNotFound || status == http.StatusForbidden {
+		e := refusal(err)
+		switch {
+		case e == nil:
+			return err
+		case e.Status == http.StatusNotFound || e.Status == http.StatusForbidden:
 			return errorf(http.StatusNotFound, "Task not found")
 		}
-		return s.showTask(w, r, sess, status, "", msg, "")
+		return s.showTask(w, r, sess, e.Status, "", e.Message, "")
 	}
-	var token string
-	json.Unmarshal(out["signalToken"], &token)
 	if token != "" {
 		s.reveals.put(sess, "token:"+id, token, "") // shown once, like the API does
-	}
-	done := action
-	var buffered bool
-	json.Unmarshal(out["buffered"], &buffered)
-	if buffered {
-		done = "buffered"
 	}
 	http.Redirect(w, r, "/tasks/"+id+"?done="+done, http.StatusSeeOther)
 	return nil
 }
-
-// callAPI runs an API handler in-process as the session's team, with {id} = id and body
-// as its JSON request, and returns its status and decoded JSON answer.
-func (s *admin) callAPI(ctx context.Context, sess *session, method string, h func(http.ResponseWriter, *http.Request) error,
-	id string, body []byte) (int, map[string]json.RawMessage, error) {
-	ctx = context.WithValue(ctx, teamKey, sess.TeamID)
-	req, err := http.NewRequestWithContext(ctx, method, "/admin-action/"+id, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.SetPathValue("id", id)
-	rec := &captureWriter{header: http.Header{}, status: http.StatusOK}
-	s.a.handle(h).ServeHTTP(rec, req)
-	var out map[string]json.RawMessage
-	if err := json.Unmarshal(rec.body.Bytes(), &out); err != nil {
-		return 0, nil, fmt.Errorf("admin action: decode %d answer: %w", rec.status, err)
-	}
-	if rec.status >= 500 {
-		return 0, nil, &Error{rec.status, "Internal error"}
-	}
-	return rec.status, out, nil
-}
-
-// captureWriter records a response in memory.
-type captureWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (c *captureWriter) Header() http.Header         { return c.header }
-func (c *captureWriter) Write(b []byte) (int, error) { return c.body.Write(b) }
-func (c *captureWriter) WriteHeader(code int)        { c.status = code }
