@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -253,24 +252,21 @@ func (s *admin) serveStatic(w http.ResponseWriter, r *http.Request) {
 
 func (s *admin) asset(name string) string { return "/static/" + name + "?v=" + s.static[name].version }
 
-// fail shows an error page for err (nothing when err is nil).
+// fail shows an error page for err (nothing when err is nil), mapped as the API maps it.
 func (s *admin) fail(w http.ResponseWriter, r *http.Request, sess *session, err error) {
-	if err == nil || errors.Is(err, context.Canceled) {
+	if err == nil {
 		return
 	}
-	var e *Error
+	e, closeConn := s.a.answerFor(r, err, "admin request failed")
+	if e == nil {
+		return
+	}
+	if closeConn {
+		w.Header().Set("Connection", "close")
+	}
 	var mbe *http.MaxBytesError
-	se := storageError(err)
-	switch {
-	case errors.As(err, &e):
-	case se != nil: // a full disk or an I/O error: said as the API says it (507, 503)
-		e = se
-		s.a.log.Error("storage", "method", r.Method, "path", r.URL.Path, "err", err)
-	case errors.As(err, &mbe):
-		e = errorf(http.StatusRequestEntityTooLarge, "The form is larger than %d bytes.", mbe.Limit)
-	default:
-		s.a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		e = &Error{http.StatusInternalServerError, "Internal error"}
+	if errors.As(err, &mbe) {
+		e = errorf(e.Status, "The form is larger than %d bytes.", mbe.Limit)
 	}
 	s.render(w, r, e.Status, "error", &view{Title: http.StatusText(e.Status), Sess: sess, Err: e.Message})
 }
