@@ -125,8 +125,10 @@ func (s *admin) showVault(w http.ResponseWriter, r *http.Request, sess *session,
 // createVaultToken is POST /vault, through the same function as the API's POST /v1/tokens.
 // The value goes straight into the vault and is never shown.
 func (s *admin) createVaultToken(w http.ResponseWriter, r *http.Request, sess *session) error {
-	name := strings.TrimSpace(r.PostFormValue("name"))
-	if _, err := s.a.storeToken(r.Context(), sess.TeamID, name, r.PostFormValue("value")); err != nil {
+	// Valid UTF-8, as a name and value sent to the API in JSON always are.
+	name := strings.ToValidUTF8(strings.TrimSpace(r.PostFormValue("name")), "\uFFFD")
+	value := strings.ToValidUTF8(r.PostFormValue("value"), "\uFFFD")
+	if _, err := s.a.storeToken(r.Context(), sess.TeamID, name, value); err != nil {
 		if e := refusal(err); e != nil {
 			return s.showVault(w, r, sess, e.Status, "", e.Message, name)
 		}

@@ -455,7 +455,8 @@ func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session
 			}
 		} else {
 			sig.Status = store.StatusFailed
-			if reason := strings.TrimSpace(r.PostFormValue("reason")); reason != "" {
+			// Valid UTF-8, as a reason sent to the API in JSON always is.
+			if reason := strings.ToValidUTF8(strings.TrimSpace(r.PostFormValue("reason")), "\uFFFD"); reason != "" {
 				sig.Error = &reason
 			}
 		}
