@@ -160,7 +160,7 @@ func (s *admin) login(w http.ResponseWriter, r *http.Request) {
 	raw = hex.EncodeToString(id[:])
 	idHash := sha256.Sum256([]byte(raw))
 	now := store.NowMS()
-	err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		if err := tx.PruneAdminSessions(now); err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func (s *admin) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *admin) logout(w http.ResponseWriter, r *http.Request, sess *session) error {
-	if err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	if err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		return tx.DeleteAdminSession(sess.IDHash)
 	}); err != nil {
 		return err

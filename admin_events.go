@@ -112,11 +112,15 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 			}
 		}
 	}
+	var lastCounts string
 	countsNow := func() string {
 		if len(countOf) == 0 {
 			return ""
 		}
-		c := s.a.store.StatusCounts(sess.TeamID) // in memory: no query
+		c, err := s.a.store.StatusCounts(r.Context(), sess.TeamID)
+		if err != nil {
+			return lastCounts // nothing new to tell
+		}
 		var b strings.Builder
 		for _, st := range allStatuses {
 			if countOf[0] == "all" || slices.Contains(countOf, st) {
@@ -125,7 +129,7 @@ func (s *admin) events(w http.ResponseWriter, r *http.Request, sess *session) er
 		}
 		return b.String()
 	}
-	lastCounts := countsNow()
+	lastCounts = countsNow()
 	var every time.Duration
 	if n, err := strconv.Atoi(q.Get("every")); err == nil && n > 0 {
 		every = time.Duration(max(n, 2)) * time.Second

@@ -58,7 +58,7 @@ func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session)
 		return s.showKeys(w, r, sess, http.StatusBadRequest, "", "The name may be at most 100 characters.", "", "")
 	}
 	var raw string
-	err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		var err error
 		raw, _, err = createKey(tx, sess.TeamID, name)
 		return err
@@ -76,7 +76,7 @@ func (s *admin) createKey(w http.ResponseWriter, r *http.Request, sess *session)
 func (s *admin) revokeKey(w http.ResponseWriter, r *http.Request, sess *session) error {
 	id := r.PathValue("id")
 	var ok bool
-	err := s.a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err := s.a.store.Write(r.Context(), func(tx store.Tx) error {
 		var err error
 		ok, err = tx.RevokeAPIKey(sess.TeamID, id, store.NowMS())
 		return err

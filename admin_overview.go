@@ -30,7 +30,10 @@ type overviewView struct {
 
 func (s *admin) overview(w http.ResponseWriter, r *http.Request, sess *session) error {
 	ctx := r.Context()
-	counts := s.a.store.StatusCounts(sess.TeamID) // kept by every commit: no COUNT(*)
+	counts, err := s.a.store.StatusCounts(ctx, sess.TeamID)
+	if err != nil {
+		return err
+	}
 	n := func(st string) int { return int(counts[st]) }
 	ov := overviewView{Pending: n(store.StatusPending), Processing: n(store.StatusProcessing),
 		Delayed: n(store.StatusDelayed), Waiting: n(store.StatusWaiting)}
@@ -38,7 +41,6 @@ func (s *admin) overview(w http.ResponseWriter, r *http.Request, sess *session) 
 		ov.Counts = append(ov.Counts, statusCount{st, n(st)})
 		ov.Total += n(st)
 	}
-	var err error
 	if ov.Oldest, err = s.a.store.OldestPending(ctx, sess.TeamID); err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func (s *admin) scheduleRows(r *http.Request, ss []store.Schedule) ([]scheduleRo
 	}
 	status := map[string]string{}
 	for _, t := range ts {
-		status[t.ID] = s.a.inflight.view(t).Status
+		status[t.ID] = s.a.sched.view(t).Status
 	}
 	rows := make([]scheduleRow, len(ss))
 	for i := range ss {

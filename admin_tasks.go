@@ -398,7 +398,7 @@ func (s *admin) showTaskTyped(w http.ResponseWriter, r *http.Request, sess *sess
 	} else if err != nil {
 		return err
 	}
-	t = s.a.inflight.view(t) // a call without a written claim shows as processing
+	t = s.a.sched.view(t) // a call without a written claim shows as processing
 	as, err := s.a.store.Attempts(r.Context(), id)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,9 +191,7 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 		add(k, s, true)
 	}
 
-	hdrs := map[string]string{}
-	json.Unmarshal([]byte(t.Headers), &hdrs)
-	tv.Headers = headerList(hdrs, tokens)
+	tv.Headers = headerList(hdrMap(t), tokens)
 	if t.Body != nil {
 		tv.Body, tv.BodyJSON = prettyJSON(*t.Body)
 	}
@@ -234,8 +233,10 @@ func buildTaskView(j *TaskJSON, t *store.Task, as []store.Attempt, tokens map[st
 	if t.OnCompleteURL != nil {
 		wv := &webhookView{URL: *t.OnCompleteURL, Status: "not yet (the task has not finished)"}
 		if t.OnComplete != nil {
-			var st webhookState
-			json.Unmarshal([]byte(*t.OnComplete), &st)
+			st, err := t.WebhookState()
+			if err != nil {
+				slog.Error("show task", "err", err)
+			}
 			wv.Status, wv.Attempts, wv.LastError = st.Status, st.Attempts, deref(st.LastError)
 			if st.Status == "pending" {
 				wv.NextTry = t.DueAt

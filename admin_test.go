@@ -31,7 +31,6 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/keys"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/timerq"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -53,7 +52,6 @@ func setupAdmin(t *testing.T, trusted ...netip.Prefix) *adminEnv {
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		cfg:     &ServeCmd{MaxBody: 1 << 20},
 		trusted: trusted,
-		timers:  timerq.New(),
 		sched:   newScheduler(DefaultMaxInFlight, DefaultFlowParallelism, nil),
 		hub:     newHub(),
 		out:     outbound.New(outbound.Options{Policy: &outbound.Policy{}}),
@@ -83,7 +81,7 @@ func setupAdmin(t *testing.T, trusted ...netip.Prefix) *adminEnv {
 // newTeam creates a team with one key.
 func (e *adminEnv) newTeam(name string) (teamID, key string) {
 	e.t.Helper()
-	err := e.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := e.a.store.Write(context.Background(), func(tx store.Tx) error {
 		team, err := createTeam(tx, name)
 		if err != nil {
 			return err
@@ -111,7 +109,7 @@ func (e *adminEnv) insertTask(teamID string, mut func(*store.Task)) *store.Task 
 	if mut != nil {
 		mut(t)
 	}
-	if err := e.a.store.Write(context.Background(), func(tx *store.Tx) error { return tx.InsertTask(t) }); err != nil {
+	if err := e.a.store.Write(context.Background(), func(tx store.Tx) error { return tx.InsertTask(t) }); err != nil {
 		e.t.Fatal(err)
 	}
 	return t
@@ -227,7 +225,7 @@ func TestAdminRoutesRequireLogin(t *testing.T) {
 	e := setupAdmin(t)
 	task := e.waitingTask(e.teamID)
 	var revoked string
-	e.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	e.a.store.Write(context.Background(), func(tx store.Tx) error {
 		var k *store.APIKey
 		var err error
 		revoked, k, err = createKey(tx, e.teamID, "revoked")
@@ -257,7 +255,7 @@ func TestAdminRoutesRequireLogin(t *testing.T) {
 	e2 = &adminEnv{t: t, a: e.a, srv: e.srv}
 	e2.login(k2.raw)
 	sessions["revoked key"] = e2.cookie
-	e.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	e.a.store.Write(context.Background(), func(tx store.Tx) error {
 		_, err := tx.RevokeAPIKey(e.teamID, k2.id, store.NowMS())
 		return err
 	})
@@ -305,7 +303,7 @@ type rawKey struct{ raw, id string }
 func (e *adminEnv) newKey(name string) rawKey {
 	e.t.Helper()
 	var k rawKey
-	err := e.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := e.a.store.Write(context.Background(), func(tx store.Tx) error {
 		raw, key, err := createKey(tx, e.teamID, name)
 		if err == nil {
 			k = rawKey{raw, key.ID}
@@ -521,7 +519,7 @@ func TestAdminEscapesTaskData(t *testing.T) {
 		})
 	}
 	waiting, done := mk(store.StatusWaiting), mk(store.StatusCompleted)
-	e.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	e.a.store.Write(context.Background(), func(tx store.Tx) error {
 		msg := all
 		code := 500
 		return tx.InsertAttempt(store.Attempt{TaskID: done.ID, Attempt: 1, StartedAt: store.NowMS(), DurationMS: 5,
@@ -564,7 +562,7 @@ func TestAdminLoginThrottled(t *testing.T) {
 	bad := []string{"", "nope", strings.Repeat("x", 55), "async_" + strings.Repeat("A", 49)}
 	other := e.newKey("x")
 	revoke := func() {
-		e.a.store.Write(context.Background(), func(tx *store.Tx) error {
+		e.a.store.Write(context.Background(), func(tx store.Tx) error {
 			_, err := tx.RevokeAPIKey(e.teamID, other.id, store.NowMS())
 			return err
 		})
@@ -1047,7 +1045,7 @@ func fillMillion(b *testing.B, db string, n int) string {
 	lastHour := n / 300 // about 3,300 tasks in the last hour, the rest spread over the month
 	hosts := []string{"api.example.com/v1/jobs", "hooks.example.org/render", "billing.example.net/charge"}
 	for i := 0; i < n; {
-		err := st.Write(ctx, func(tx *store.Tx) error {
+		err := st.Write(ctx, func(tx store.Tx) error {
 			for j := 0; j < 20_000 && i < n; j, i = j+1, i+1 {
 				var created int64
 				if i < n-lastHour {
@@ -1097,12 +1095,12 @@ func fillMillion(b *testing.B, db string, n int) string {
 
 // openBenchTeam opens the store of a benchmark's database and creates its one team, with an
 // API key.
-func openBenchTeam(b *testing.B, db string) (st *store.Store, teamID, key string) {
+func openBenchTeam(b *testing.B, db string) (st store.Store, teamID, key string) {
 	st, err := openStore(db, "normal", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := st.Write(context.Background(), func(tx *store.Tx) error {
+	if err := st.Write(context.Background(), func(tx store.Tx) error {
 		team, err := createTeam(tx, "default")
 		if err != nil {
 			return err
@@ -1222,12 +1220,6 @@ func TestAdminLocalPath(t *testing.T) {
 	}
 }
 
-// sqliteErr is an error with a SQLite result code, as the driver's errors have.
-type sqliteErr int
-
-func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
-func (e sqliteErr) Code() int     { return int(e) }
-
 // The admin page answers a full disk and an I/O error as the API does (507, 503), not 500.
 func TestAdminStorageErrors(t *testing.T) {
 	e := setupAdmin(t)
@@ -1237,8 +1229,8 @@ func TestAdminStorageErrors(t *testing.T) {
 		status int
 		says   string
 	}{
-		{fmt.Errorf("commit: %w", sqliteErr(13)), http.StatusInsufficientStorage, "database is full"},
-		{sqliteErr(10 | 3<<8), http.StatusServiceUnavailable, "could not write to disk"},
+		{fmt.Errorf("commit: %w", store.ErrFull), http.StatusInsufficientStorage, "database is full"},
+		{fmt.Errorf("insert task: %w", store.ErrUnavailable), http.StatusServiceUnavailable, "could not write to disk"},
 		{errors.New("something else"), http.StatusInternalServerError, "Internal error"},
 	} {
 		w := httptest.NewRecorder()

@@ -82,7 +82,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	canon, _ := json.Marshal(sig)
 	h := keys.Hash(id)
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskByCallback(h[:])
 		if store.IsNotFound(err) {
 			return errCallbackUnknown
@@ -107,7 +107,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case store.StatusPending, store.StatusDelayed, store.StatusProcessing:
 			if t.BufferedSignal != nil {
-				return errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s); a callback is already kept for it", a.inflight.view(t).Status)
+				return errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s); a callback is already kept for it", a.sched.view(t).Status)
 			}
 			c := string(canon)
 			t.BufferedSignal = &c
@@ -120,7 +120,7 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 			out = &signalOutcome{status: http.StatusAccepted, task: t}
 			return nil
 		}
-		out = &signalOutcome{refused: errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s)", a.inflight.view(t).Status)}
+		out = &signalOutcome{refused: errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s)", a.sched.view(t).Status)}
 		return nil
 	})
 	if err != nil {

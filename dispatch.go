@@ -96,7 +96,7 @@ func (a *App) newDispatcher() *dispatcher {
 func (d *dispatcher) start(ctx context.Context) error {
 	a := d.a
 	var recovered int64
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		var err error
 		recovered, err = tx.RecoverProcessing(store.NowMS())
 		return err
@@ -116,7 +116,7 @@ func (d *dispatcher) start(ctx context.Context) error {
 	d.loops.Add(2)
 	go func() {
 		defer d.loops.Done()
-		a.timers.Run(d.runCtx, func(es []timerq.Entry) {
+		a.sched.timers.Run(d.runCtx, func(es []timerq.Entry) {
 			now := time.Now()
 			for _, e := range es {
 				a.metrics.timerLag.Observe(now.Sub(e.Due).Seconds())
@@ -172,42 +172,19 @@ func (d *dispatcher) stop(timeout time.Duration) {
 	d.cancelCall()
 }
 
-// scheduled puts a committed task's next event where it belongs: the ready queue when it is due
-// to run, the timer queue when its timer falls inside the horizon, nowhere otherwise.
+// scheduled hands a committed task to the scheduler (scheduler.committed), and sends its
+// completion webhook when the write that ended it leased one. Handlers, timers and the
+// store's commit callbacks call it after every committed change of a task.
 func (a *App) scheduled(t *store.Task) {
 	if a.log.Enabled(context.Background(), slog.LevelDebug) {
 		a.log.Debug("task state", "task", t.ID, "team", t.TeamID, "status", t.Status, "attempt", t.Attempts,
 			"retries", t.RetryCount)
 	}
-	if t.Status == store.StatusDelayed && t.DueAt != nil && *t.DueAt < time.Now().Add(TimerHorizon).UnixMilli() {
-		a.upcoming.put(t)
-	} else {
-		a.upcoming.drop(t.ID)
-	}
-	if t.Status == store.StatusPending {
-		a.timers.Remove(t.ID)
-		a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt))
-		return
-	}
-	a.sched.remove(t.ID) // cancelled, or moved on some other way while queued
-	if t.DueAt == nil || t.Status == store.StatusProcessing {
-		a.timers.Remove(t.ID)
-		return
-	}
-	if webhookArmed(t) && a.disp != nil {
-		// The write that ended the task leased its webhook: send it now, not through a timer
-		// fire that would write the lease first. The lease's timer below covers a crash.
+	if a.sched.committed(t, time.Now()) && a.disp != nil {
+		// Sent now, not through a timer fire that would write the lease first; the lease's
+		// timer covers a crash.
 		completedAt := t.CompletedAt
 		a.disp.spawn(func() { a.disp.deliverWebhook(t, completedAt) })
-	}
-	// Under horizonMu, so that the loader either sees this task or has already moved the
-	// watermark past it (style-and-design.md, Task B, "race rule").
-	a.horizonMu.Lock()
-	defer a.horizonMu.Unlock()
-	if *t.DueAt < a.loadedUntil {
-		a.timers.Push(t.ID, time.UnixMilli(*t.DueAt))
-	} else {
-		a.timers.Remove(t.ID)
 	}
 }
 
@@ -229,7 +206,7 @@ func (d *dispatcher) loaderLoop() {
 			before := time.Now().Add(-IdempotencyWindow).UnixMilli()
 			for range 100 {
 				var n int64
-				err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+				err := d.a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
 					n, err = tx.PruneIdempotency(before, 500)
 					return err
 				})
@@ -245,18 +222,14 @@ func (d *dispatcher) loaderLoop() {
 // watermark up to the new one. At start-up it reads from the beginning, overdue timers first.
 func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 	a := d.a
-	a.horizonMu.Lock()
-	from := a.loadedUntil
+	until := time.Now().Add(TimerHorizon).UnixMilli()
+	from, ok := a.sched.extendHorizon(until)
+	if !ok {
+		return nil
+	}
 	if first {
 		from = math.MinInt64 + 1
 	}
-	until := time.Now().Add(TimerHorizon).UnixMilli()
-	if until <= a.loadedUntil {
-		a.horizonMu.Unlock()
-		return nil
-	}
-	a.loadedUntil = until
-	a.horizonMu.Unlock()
 	if err := a.loadScheduleTimers(ctx, from, until); err != nil { // schedules.go
 		return err
 	}
@@ -268,7 +241,7 @@ func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 			return err
 		}
 		for _, t := range ts {
-			a.timers.Push(t.ID, time.UnixMilli(t.DueAt))
+			a.sched.timers.Push(t.ID, time.UnixMilli(t.DueAt))
 		}
 		if len(ts) < loaderPage {
 			return nil
@@ -289,7 +262,7 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 		if len(batch) == 0 {
 			continue
 		}
-		err := a.store.Write(d.runCtx, func(tx *store.Tx) error {
+		err := a.store.Write(d.runCtx, func(tx store.Tx) error {
 			now := time.Now()
 			for _, e := range batch {
 				if err := d.fireOne(tx, e.ID, now); err != nil {
@@ -305,7 +278,7 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 			a.log.Error("fire timers; trying again in a second", "err", err, "timers", len(batch))
 			retry := time.Now().Add(fireRetry)
 			for _, e := range batch {
-				a.timers.PushIfAbsent(e.ID, retry)
+				a.sched.timers.PushIfAbsent(e.ID, retry)
 			}
 		}
 	}
@@ -330,10 +303,10 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	byID := make(map[string]*store.Task, len(es))
 	var unread []string
 	for _, e := range es {
-		switch ok, cancelling := a.inflight.tryCall(e.ID); {
+		switch ok, cancelling := a.sched.calls.tryCall(e.ID); {
 		case ok:
 			held = append(held, e)
-			if t := a.upcoming.take(e.ID); t != nil {
+			if t := a.sched.upcoming.take(e.ID); t != nil {
 				byID[e.ID] = t
 			} else {
 				unread = append(unread, e.ID)
@@ -346,7 +319,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		ts, err := a.store.TasksByID(d.runCtx, unread)
 		if err != nil {
 			for _, e := range held {
-				a.inflight.endCall(e.ID)
+				a.sched.calls.endCall(e.ID)
 			}
 			return append(rest, held...)
 		}
@@ -358,25 +331,25 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		t := byID[e.ID]
 		switch {
 		case t == nil: // deleted
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			continue
 		case t.Status != store.StatusDelayed:
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			rest = append(rest, e)
 			continue
 		case t.DueAt == nil || *t.DueAt > store.NowMS(): // stale: its later timer is queued on its own
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			continue
 		}
 		f := flowOf(t)
 		if ok, reason := a.sched.tryStart(f); !ok {
 			a.metrics.slotWaits.WithLabelValues(reason).Inc()
-			a.inflight.endCall(e.ID)
+			a.sched.calls.endCall(e.ID)
 			rest = append(rest, e)
 			continue
 		}
 		now := store.NowMS()
-		if !a.inflight.confirm(e.ID, now) { // a cancel came
+		if !a.sched.calls.confirm(e.ID, now) { // a cancel came
 			a.sched.done(f)
 			rest = append(rest, e)
 			continue
@@ -388,7 +361,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 	return rest
 }
 
-func (d *dispatcher) fireOne(tx *store.Tx, id string, now time.Time) error {
+func (d *dispatcher) fireOne(tx store.Tx, id string, now time.Time) error {
 	a := d.a
 	nowMS := now.UnixMilli()
 	t, err := tx.Task(id)
@@ -489,7 +462,7 @@ func (a *App) applyTimeout(t *store.Task, now time.Time) {
 // expireIfDue applies a deadline that has passed but whose timer has not fired yet, inside
 // the caller's write: a signal, heartbeat, callback or cancel that comes after the deadline
 // finds the task timed out, whatever the timer queue's backlog.
-func (a *App) expireIfDue(tx *store.Tx, t *store.Task, now time.Time) error {
+func (a *App) expireIfDue(tx store.Tx, t *store.Task, now time.Time) error {
 	if !a.timeoutDue(t, now) {
 		return nil
 	}
@@ -516,7 +489,7 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		var got []*store.Task
-		a.store.WriteAsync(func(tx *store.Tx) error {
+		a.store.WriteAsync(func(tx store.Tx) error {
 			got = got[:0]
 			now := store.NowMS()
 			for _, it := range items {
@@ -579,8 +552,8 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 	if err != nil {
 		if onDisk != nil && d.runCtx.Err() == nil {
 			// Nothing was called or written: let the task go and try again shortly.
-			a.inflight.endCall(t.ID)
-			a.timers.Push(t.ID, time.Now().Add(time.Second))
+			a.sched.calls.endCall(t.ID)
+			a.sched.timers.Push(t.ID, time.Now().Add(time.Second))
 		}
 		return err
 	}
@@ -648,7 +621,11 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	if err != nil {
 		return nil, &permanentError{"Invalid target URL: " + err.Error()}
 	}
-	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, hdrMap(t))
+	stored, err := t.HeaderMap()
+	if err != nil {
+		return nil, &permanentError{"Stored headers are unreadable: " + err.Error()}
+	}
+	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, stored)
 	if err != nil {
 		return nil, err
 	}
@@ -672,7 +649,7 @@ const claimLongCall = time.Second
 // not (the outcome's write then starts from the task as on disk).
 func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 	claimed := *t
-	err := d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		return tx.UpdateTaskFrom(onDisk, &claimed)
 	})
 	if err != nil && d.runCtx.Err() == nil {
@@ -684,11 +661,11 @@ func (d *dispatcher) writeClaim(t, onDisk *store.Task) bool {
 // interrupted returns a task whose call was cut short by shutdown to pending. One whose
 // claim was never written is still delayed and overdue on disk: nothing to write.
 func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
-	d.a.inflight.endCall(t.ID)
+	d.a.sched.calls.endCall(t.ID)
 	if onDisk != nil {
 		return nil
 	}
-	return d.a.store.Write(context.Background(), func(tx *store.Tx) error {
+	return d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil || cur.Status != store.StatusProcessing {
 			return err
@@ -793,7 +770,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 	if onDisk != nil {
 		disk = onDisk
 	}
-	d.writeRetrying(t.ID, func(tx *store.Tx) error {
+	d.writeRetrying(t.ID, func(tx store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode
@@ -834,7 +811,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 		}
 		tx.AfterCommit(func() {
 			a.scheduled(&t)
-			a.inflight.endCall(t.ID)
+			a.sched.calls.endCall(t.ID)
 		})
 		return nil
 	})
@@ -843,7 +820,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 // writeRetrying queues a write without waiting for it. While the database refuses it (disk
 // full) it is queued again every second; at shutdown it is dropped, for the restart's
 // recovery to handle.
-func (d *dispatcher) writeRetrying(taskID string, fn func(*store.Tx) error) {
+func (d *dispatcher) writeRetrying(taskID string, fn func(store.Tx) error) {
 	d.a.store.WriteAsync(fn, func(err error) {
 		if err == nil || d.callCtx.Err() != nil {
 			return
@@ -874,7 +851,9 @@ func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, pe
 		switch {
 		case t.BufferedSignal != nil:
 			var sig signalBody
-			json.Unmarshal([]byte(*t.BufferedSignal), &sig)
+			if err := t.DecodeJSON("buffered_signal", &sig); err != nil {
+				a.log.Error("apply the buffered signal", "err", err)
+			}
 			a.resolve(t, &sig, *t.BufferedSignal, now)
 		case t.PollConfig != nil:
 			a.startPolling(t, now)
@@ -936,11 +915,7 @@ func (a *App) startWaiting(t *store.Task, now time.Time) {
 }
 
 // webhookState is the task's onComplete field.
-type webhookState struct {
-	Status    string  `json:"status"`
-	Attempts  int     `json:"attempts"`
-	LastError *string `json:"lastError"`
-}
+type webhookState = store.Webhook
 
 // deliverWebhook POSTs the task's terminal event to onCompleteUrl and records the outcome.
 func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
@@ -977,7 +952,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		errMsg = outbound.DescribeError(err, WebhookTimeout)
 	}
 	outcome := "" // for the metric, counted once the write is durable
-	werr := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	werr := a.store.Write(context.Background(), func(tx store.Tx) error {
 		outcome = ""
 		cur, err := tx.Task(t.ID)
 		if err != nil {
@@ -986,8 +961,10 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		if !store.Terminal(cur.Status) || cur.OnComplete == nil || valueOr(cur.CompletedAt) != valueOr(completedAt) {
 			return nil // retried since: this event is moot
 		}
-		var st webhookState
-		json.Unmarshal([]byte(*cur.OnComplete), &st)
+		st, err := cur.WebhookState()
+		if err != nil {
+			a.log.Error("webhook delivery state; starting it again", "err", err)
+		}
 		st.Attempts++
 		cur.DueAt = nil
 		switch {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 // answerFor maps a handler's error to the status and message the client is told, and logs
@@ -37,17 +39,13 @@ func (a *App) answerFor(r *http.Request, err error, what string) (e *Error, clos
 	return e, closeConn
 }
 
-// storageError maps SQLite's "disk full" and I/O errors to answers a client can act on;
-// the failed write was rolled back, so nothing partial was stored.
+// storageError maps the store's "full" and "unavailable" errors to answers a client can
+// act on; the failed write was rolled back, so nothing partial was stored.
 func storageError(err error) *Error {
-	var se interface{ Code() int }
-	if !errors.As(err, &se) {
-		return nil
-	}
-	switch se.Code() & 0xff {
-	case 13: // SQLITE_FULL
+	switch {
+	case errors.Is(err, store.ErrFull):
 		return &Error{http.StatusInsufficientStorage, "The database is full (disk space or --max-db-size); nothing was stored. Free space and retry"}
-	case 10: // SQLITE_IOERR
+	case errors.Is(err, store.ErrUnavailable):
 		return &Error{http.StatusServiceUnavailable, "The database could not write to disk; nothing was stored. Retry later"}
 	}
 	return nil

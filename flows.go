@@ -206,7 +206,7 @@ func (a *App) changeFlow(w http.ResponseWriter, r *http.Request, key string, cha
 // tells the scheduler once they are durable. The API and the admin page both call it.
 func (a *App) updateFlow(ctx context.Context, team, key string, change func(*store.Flow)) (flowStat, error) {
 	var saved store.Flow
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		cur, err := tx.Flow(team, key)
 		if store.IsNotFound(err) {
 			cur = &store.Flow{TeamID: team, Key: key}

@@ -22,6 +22,7 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 )
 
 //go:embed schema.sql
@@ -194,8 +195,12 @@ func (VersionCmd) Run() error {
 	return nil
 }
 
-func openStore(path string, sync string, onCommit func([]string)) (*store.Store, error) {
-	return store.Open(path, store.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
+func openStore(path string, sync string, onCommit func([]string)) (store.Store, error) {
+	st, err := sqlite.Open(path, sqlite.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
+	if err != nil {
+		return nil, err // not a nil *sqlite.Store in a non-nil interface
+	}
+	return st, nil
 }
 
 // KeysCmd manages API keys.
@@ -220,7 +225,7 @@ func (c *KeysCreateCmd) Run(ctx context.Context, cli *CLI) error {
 	}
 	defer st.Close()
 	var raw string
-	err = st.Write(ctx, func(tx *store.Tx) error {
+	err = st.Write(ctx, func(tx store.Tx) error {
 		team, err := tx.TeamByName(c.Team)
 		if store.IsNotFound(err) {
 			return fmt.Errorf("no team named %q (see `asyncqueue teams list`)", c.Team)
@@ -293,9 +298,9 @@ func (c *KeysRevokeCmd) Run(ctx context.Context, cli *CLI) error {
 		return err
 	}
 	defer st.Close()
-	err = st.Write(ctx, func(tx *store.Tx) error {
-		var teamID string
-		if err := tx.Get(&teamID, `select team_id from api_keys where id = ?`, c.ID); err != nil {
+	err = st.Write(ctx, func(tx store.Tx) error {
+		teamID, err := tx.APIKeyTeam(c.ID)
+		if err != nil {
 			if store.IsNotFound(err) {
 				return fmt.Errorf("no API key with id %q (see `asyncqueue keys list`)", c.ID)
 			}
@@ -338,7 +343,7 @@ func (c *TeamsCreateCmd) Run(ctx context.Context, cli *CLI) error {
 	}
 	defer st.Close()
 	var raw string
-	err = st.Write(ctx, func(tx *store.Tx) error {
+	err = st.Write(ctx, func(tx store.Tx) error {
 		if _, err := tx.TeamByName(name); err == nil {
 			return fmt.Errorf("a team named %q already exists", name)
 		}

@@ -102,17 +102,26 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.a.store == nil {
 		return // not serving (tests)
 	}
-	counts := c.a.store.StatusCounts("")
+	counts, err := c.a.store.StatusCounts(context.Background(), "")
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.tasks, err)
+		return
+	}
 	for _, st := range allStatuses {
 		ch <- prometheus.MustNewConstMetric(c.tasks, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 	ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(counts[store.StatusPending]))
-	ch <- prometheus.MustNewConstMetric(c.timers, prometheus.GaugeValue, float64(c.a.timers.Len()))
+	ch <- prometheus.MustNewConstMetric(c.timers, prometheus.GaugeValue, float64(c.a.sched.timers.Len()))
 	var oldest time.Duration
 	if counts[store.StatusPending] > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		for team, byStatus := range c.a.store.TeamStatusCounts() {
+		byTeam, err := c.a.store.TeamStatusCounts(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(c.oldest, err)
+			return
+		}
+		for team, byStatus := range byTeam {
 			if byStatus[store.StatusPending] == 0 {
 				continue
 			}

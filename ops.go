@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"time"
@@ -37,23 +36,13 @@ func (c *BackupCmd) Run(ctx context.Context, cli *CLI) error {
 	}
 	defer st.Close()
 	start := time.Now()
-	if _, err := st.W.ExecContext(ctx, `vacuum into ?`, c.To); err != nil { // the read pool is query_only
-		return fmt.Errorf("backup: %w", err)
+	tasks, err := st.Backup(ctx, c.To)
+	if err != nil {
+		return err
 	}
 	if err := os.Chmod(c.To, 0o600); err != nil {
 		return err
 	}
-	db, err := sql.Open("sqlite", "file:"+c.To+"?mode=ro")
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	var check string
-	var tasks int64
-	if err := db.QueryRowContext(ctx, `pragma integrity_check`).Scan(&check); err != nil || check != "ok" {
-		return fmt.Errorf("backup %s failed its integrity check: %v %s", c.To, err, check)
-	}
-	db.QueryRowContext(ctx, `select count(*) from tasks`).Scan(&tasks)
 	fi, _ := os.Stat(c.To)
 	fmt.Fprintf(os.Stderr, "backed up %s to %s: %d tasks, %d bytes, %s, integrity ok\n",
 		cli.DB, c.To, tasks, fi.Size(), time.Since(start).Round(time.Millisecond))
@@ -96,7 +85,7 @@ func (d *dispatcher) prune(cutoff time.Time, batch, limit int) (int, error) {
 	for _, team := range teams {
 		for total < limit {
 			var n int
-			err := d.a.store.Write(d.runCtx, func(tx *store.Tx) (err error) {
+			err := d.a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
 				n, err = tx.PruneTasks(team.ID, cutoff.UnixMilli(), batch)
 				return err
 			})

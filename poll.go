@@ -83,7 +83,9 @@ func (a *App) checkPollHosts(stored string) error {
 // startPolling parks an answered polling task until its first poll.
 func (a *App) startPolling(t *store.Task, now time.Time) {
 	var cfg providers.PollConfig
-	json.Unmarshal([]byte(*t.PollConfig), &cfg)
+	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
+		a.log.Error("start polling with the default settings", "err", err)
+	}
 	maxDur := DefaultPollMaxDuration
 	if cfg.MaxDuration > 0 {
 		maxDur = time.Duration(cfg.MaxDuration * float64(time.Second))
@@ -110,8 +112,12 @@ type pollOutcome struct {
 func (d *dispatcher) poll(t *store.Task) {
 	a := d.a
 	var cfg providers.PollConfig
-	json.Unmarshal([]byte(*t.PollConfig), &cfg)
-	out := d.pollOnce(t, &cfg)
+	var out pollOutcome
+	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
+		out = pollOutcome{failed: true, err: "Polling: " + err.Error()}
+	} else {
+		out = d.pollOnce(t, &cfg)
+	}
 	switch {
 	case out.done:
 		a.metrics.polls.WithLabelValues("done").Inc()
@@ -125,7 +131,7 @@ func (d *dispatcher) poll(t *store.Task) {
 	if d.callCtx.Err() != nil {
 		return // shutting down: the lease fires again after restart
 	}
-	err := a.store.Write(context.Background(), func(tx *store.Tx) error {
+	err := a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
 		if err != nil {
 			return err
@@ -162,8 +168,8 @@ func (d *dispatcher) poll(t *store.Task) {
 
 func (d *dispatcher) pollOnce(t *store.Task, cfg *providers.PollConfig) pollOutcome {
 	var start callResult
-	if t.StartResult != nil {
-		json.Unmarshal([]byte(*t.StartResult), &start)
+	if err := t.DecodeJSON("start_result", &start); err != nil {
+		return pollOutcome{failed: true, err: "Polling: " + err.Error()}
 	}
 	var startBody any
 	json.Unmarshal([]byte(start.Body), &startBody)
@@ -214,7 +220,11 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 	if cfg.ForwardAuth && !withheld {
 		names := cfg.AuthHeaderNames()
 		fwd := map[string]string{}
-		for k, v := range hdrMap(t) {
+		stored, err := t.HeaderMap()
+		if err != nil {
+			return nil, &pollOutcome{failed: true, err: "Polling: " + err.Error()}
+		}
+		for k, v := range stored {
 			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(k, n) }) {
 				fwd[k] = v
 			}

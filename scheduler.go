@@ -9,11 +9,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/timerq"
 	"golang.org/x/time/rate"
 )
 
-// The scheduler decides which due task's call starts next (SPEC §10). It holds, in memory,
-// the pending tasks by team and flow, the calls in flight, and each flow's limits:
+// The scheduler is everything the dispatcher keeps in memory to decide what runs when. Its
+// one entry point for the rest of the server is committed, which handlers, timers and the
+// store's commit callbacks call with a task as just written; the dispatcher alone takes
+// work from it. It holds:
+//
+//   - the timers due within the horizon (timers), and the horizon itself: every timer due
+//     before it is in timers, later ones wait in the database for the loader;
+//   - copies of the delayed tasks due soon (upcoming), so that a timer can start a call
+//     without reading its task back, and the holds of those calls (calls);
+//   - the pending tasks by team and flow, the calls in flight, and each flow's limits.
+//
+// The rest of this comment is about the last: it decides which due task's call starts
+// next (SPEC §10):
 //
 //   - calls in flight are bounded by a global ceiling and, per flow, by its parallelism;
 //   - a flow may have a rate (token bucket) and may be paused, by hand or until a time a
@@ -27,6 +40,13 @@ import (
 // back when it ends (done). Nothing here does I/O; the clock is injected, so the whole of
 // it is tested without a server.
 type scheduler struct {
+	timers   *timerq.Queue
+	upcoming upcoming // delayed tasks due soon, as last written
+	calls    inflight // delayed tasks whose call runs before a claim is written
+
+	horizonMu   sync.Mutex
+	loadedUntil int64 // every timer due before it is in timers
+
 	mu          sync.Mutex
 	now         func() time.Time
 	maxInFlight int
@@ -138,7 +158,8 @@ func newScheduler(maxInFlight, parallelism int, now func() time.Time) *scheduler
 		now = time.Now
 	}
 	return &scheduler{
-		now: now, maxInFlight: max(maxInFlight, 1), parallelism: max(parallelism, 1),
+		timers: timerq.New(),
+		now:    now, maxInFlight: max(maxInFlight, 1), parallelism: max(parallelism, 1),
 		flows: map[flowRef]*flowQ{}, teams: map[string]*teamQ{}, index: map[string]*schedItem{},
 		wake: make(chan struct{}, 1),
 	}
@@ -532,3 +553,62 @@ func (s *scheduler) close() {
 	s.mu.Unlock()
 	s.signal()
 }
+
+// committed takes a task as its write just committed it and puts its next event where it
+// belongs: the ready queue when it is due to run, the timer queue when its timer falls
+// inside the horizon, nowhere otherwise. It reports whether the write armed the task's
+// completion webhook, which the caller then sends at once (webhookArmed).
+func (s *scheduler) committed(t *store.Task, now time.Time) (sendWebhook bool) {
+	if t.Status == store.StatusDelayed && t.DueAt != nil && *t.DueAt < now.Add(TimerHorizon).UnixMilli() {
+		s.upcoming.put(t)
+	} else {
+		s.upcoming.drop(t.ID)
+	}
+	if t.Status == store.StatusPending {
+		s.timers.Remove(t.ID)
+		s.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt))
+		return false
+	}
+	s.remove(t.ID) // cancelled, or moved on some other way while queued
+	if t.DueAt == nil || t.Status == store.StatusProcessing {
+		s.timers.Remove(t.ID)
+		return false
+	}
+	s.timerAt(t.ID, t.DueAt)
+	return webhookArmed(t)
+}
+
+// timerAt puts id's timer at due when that falls inside the horizon, and takes it out
+// otherwise (nil due: no timer). Under horizonMu, so that the loader either sees the
+// change or has already moved the horizon past it.
+func (s *scheduler) timerAt(id string, due *int64) {
+	s.horizonMu.Lock()
+	defer s.horizonMu.Unlock()
+	if due != nil && *due < s.loadedUntil {
+		s.timers.Push(id, time.UnixMilli(*due))
+	} else {
+		s.timers.Remove(id)
+	}
+}
+
+// extendHorizon moves the horizon to until and returns where it was; false if it is
+// already there. The caller then loads the timers due in [from, until).
+func (s *scheduler) extendHorizon(until int64) (from int64, ok bool) {
+	s.horizonMu.Lock()
+	defer s.horizonMu.Unlock()
+	if until <= s.loadedUntil {
+		return 0, false
+	}
+	from, s.loadedUntil = s.loadedUntil, until
+	return from, true
+}
+
+// loaded reports whether the timers were loaded once since start.
+func (s *scheduler) loaded() bool {
+	s.horizonMu.Lock()
+	defer s.horizonMu.Unlock()
+	return s.loadedUntil > 0
+}
+
+// view returns t as the API should show it (inflight.view).
+func (s *scheduler) view(t *store.Task) *store.Task { return s.calls.view(t) }

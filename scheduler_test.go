@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 // fakeClock is an injected clock for the scheduler's tests.
@@ -232,5 +234,58 @@ func TestSchedulerNextWakes(t *testing.T) {
 	s.close()
 	if _, ok := s.next(ctx, 10); ok {
 		t.Fatal("next after close")
+	}
+}
+
+// committed puts each task where its status says: pending ones in the ready queue, timers
+// due within the horizon in the timer queue (with a copy of a delayed task), nothing for a
+// call in progress or a timer beyond the horizon; it reports an armed webhook.
+func TestSchedulerCommitted(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	ms := func(d time.Duration) *int64 { v := now.Add(d).UnixMilli(); return &v }
+	task := func(id string, status string, due *int64) *store.Task {
+		return &store.Task{ID: id, TeamID: "A", TargetURL: "https://a.example/x", Status: status, DueAt: due}
+	}
+	s := newScheduler(10, 10, func() time.Time { return now })
+	if _, ok := s.extendHorizon(now.Add(TimerHorizon).UnixMilli()); !ok || !s.loaded() {
+		t.Fatal("horizon not extended")
+	}
+	if _, ok := s.extendHorizon(now.UnixMilli()); ok {
+		t.Fatal("the horizon moved back")
+	}
+
+	if s.committed(task("p", store.StatusPending, ms(0)), now) {
+		t.Error("pending task: webhook reported")
+	}
+	if got, _ := s.pick(10); len(got) != 1 || got[0].id != "p" {
+		t.Errorf("pending task not ready: %v", ids(got))
+	}
+
+	s.committed(task("soon", store.StatusDelayed, ms(time.Second)), now)
+	s.committed(task("later", store.StatusDelayed, ms(2*TimerHorizon)), now)
+	if n := s.timers.Len(); n != 1 {
+		t.Errorf("%d timers, want 1 (the one within the horizon)", n)
+	}
+	if c := s.upcoming.take("soon"); c == nil {
+		t.Error("no copy of a delayed task due soon")
+	}
+
+	// The same task moving on: its timer goes, and so does a queued pending entry.
+	s.committed(task("soon", store.StatusProcessing, nil), now)
+	if n := s.timers.Len(); n != 0 {
+		t.Errorf("%d timers after the task started, want 0", n)
+	}
+
+	done := task("done", store.StatusCompleted, nil)
+	state := webhookArmedState
+	done.OnComplete = &state
+	done.CompletedAt = ms(0)
+	done.DueAt = ms(webhookLease)
+	if !s.committed(done, now) {
+		t.Error("armed webhook not reported")
+	}
+	if n := s.timers.Len(); n != 1 {
+		t.Errorf("%d timers, want the webhook's lease", n)
 	}
 }

@@ -179,7 +179,7 @@ func (a *App) createSchedule(w http.ResponseWriter, r *http.Request) error {
 		next := spec.Next(now).UnixMilli()
 		s.NextRunAt = &next
 	}
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if err := tx.InsertSchedule(s); err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func (a *App) listSchedules(w http.ResponseWriter, r *http.Request) error {
 // re-arms its timer. change returns a *Error to refuse.
 func (a *App) changeSchedule(ctx context.Context, id string, change func(s *store.Schedule, now time.Time) error) (*store.Schedule, error) {
 	var done *store.Schedule
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		s, err := tx.Schedule(id)
 		if store.IsNotFound(err) {
 			return errScheduleNotFound
@@ -399,11 +399,11 @@ func (a *App) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
 
 // deleteTeamSchedule deletes s and drops its timer.
 func (a *App) deleteTeamSchedule(ctx context.Context, s *store.Schedule) error {
-	return a.store.Write(ctx, func(tx *store.Tx) error {
+	return a.store.Write(ctx, func(tx store.Tx) error {
 		if err := tx.DeleteSchedule(s.ID); err != nil {
 			return err
 		}
-		tx.AfterCommit(func() { a.timers.Remove(s.ID) })
+		tx.AfterCommit(func() { a.sched.timers.Remove(s.ID) })
 		return nil
 	})
 }
@@ -425,7 +425,7 @@ func (a *App) triggerSchedule(w http.ResponseWriter, r *http.Request) error {
 func (a *App) triggerTeamSchedule(ctx context.Context, s *store.Schedule) (*store.Task, error) {
 	var task *store.Task
 	var runErr error
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		s, err := tx.Schedule(s.ID)
 		if store.IsNotFound(err) {
 			return errScheduleNotFound
@@ -454,7 +454,7 @@ func (a *App) triggerTeamSchedule(ctx context.Context, s *store.Schedule) (*stor
 // makes no second task. A body that no longer makes a valid task (a target the policy now
 // blocks, say) is recorded on s as lastError and returned as runErr: the run is spent all
 // the same. err is a storage error, which fails the write.
-func (a *App) makeRun(tx *store.Tx, s *store.Schedule, now time.Time, key string) (task *store.Task, runErr, err error) {
+func (a *App) makeRun(tx store.Tx, s *store.Schedule, now time.Time, key string) (task *store.Task, runErr, err error) {
 	nowMS := now.UnixMilli()
 	s.LastRunAt = &nowMS
 	if task, runErr = a.runTask(s, now); runErr != nil {
@@ -534,7 +534,7 @@ func (d *dispatcher) fireSchedules(es []timerq.Entry) []timerq.Entry {
 func (a *App) fireSchedule(ctx context.Context, id string) {
 	var kind string
 	var runErr error
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		kind, runErr = "", nil
 		s, err := tx.Schedule(id)
 		if store.IsNotFound(err) {
@@ -581,7 +581,7 @@ func (a *App) fireSchedule(ctx context.Context, id string) {
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Error("schedule run; trying again in a second", "schedule", id, "err", err)
-			a.timers.PushIfAbsent(id, time.Now().Add(fireRetry))
+			a.sched.timers.PushIfAbsent(id, time.Now().Add(fireRetry))
 		}
 		return
 	}
@@ -604,13 +604,11 @@ func (a *App) countRun(kind string, runErr error) {
 // armSchedule puts a committed schedule's next run in the timer queue when it falls inside
 // the horizon (the loader brings later ones), and takes it out when it has none.
 func (a *App) armSchedule(s *store.Schedule) {
-	a.horizonMu.Lock()
-	defer a.horizonMu.Unlock()
-	if s.NextRunAt != nil && !s.Paused && *s.NextRunAt < a.loadedUntil {
-		a.timers.Push(s.ID, time.UnixMilli(*s.NextRunAt))
-	} else {
-		a.timers.Remove(s.ID)
+	next := s.NextRunAt
+	if s.Paused {
+		next = nil
 	}
+	a.sched.timerAt(s.ID, next)
 }
 
 // loadScheduleTimers brings the schedules' runs due in [from, until) into the timer queue;
@@ -621,7 +619,7 @@ func (a *App) loadScheduleTimers(ctx context.Context, from, until int64) error {
 		return err
 	}
 	for _, t := range ts {
-		a.timers.Push(t.ID, time.UnixMilli(t.DueAt))
+		a.sched.timers.Push(t.ID, time.UnixMilli(t.DueAt))
 	}
 	return nil
 }

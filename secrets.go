@@ -47,7 +47,7 @@ func (a *App) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error 
 // SecretOverlap. The API and the admin page both call it.
 func (a *App) rotateSecret(ctx context.Context, team string) (*store.Team, error) {
 	var t *store.Team
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		until := time.Now().Add(SecretOverlap).UnixMilli()
 		if err := tx.RotateSecret(team, newSecret(), until); err != nil {
 			return err

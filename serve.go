@@ -20,7 +20,7 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/iplimit"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/timerq"
+	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -112,7 +112,6 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		cfg:         c,
 		publicURL:   publicURL,
 		trusted:     trusted,
-		timers:      timerq.New(),
 		sched:       newScheduler(c.MaxInFlight, c.FlowParallelism, nil),
 		hub:         newHub(),
 		signalLimit: iplimit.New(c.SignalRateLimit, 100_000),
@@ -140,7 +139,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		return fmt.Errorf("vault key file: %w", err)
 	}
 	app.metrics = newMetrics(app)
-	st, err := store.Open(cli.DB, store.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
+	st, err := sqlite.Open(cli.DB, sqlite.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
 		OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})
 	if err != nil {
 		ln.Close()
@@ -150,7 +149,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	if err := app.bootstrap(ctx, publicURL); err != nil {
 		st.Close()
 		ln.Close()
-		return store.Explain(cli.DB, err)
+		return sqlite.Explain(cli.DB, err)
 	}
 	if key == nil {
 		var created bool
@@ -179,7 +178,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		return err
 	}
 	log.Info("asyncqueue ready", "addr", ln.Addr().String(), "db", cli.DB, "sync", c.Sync,
-		"timers_loaded", app.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
+		"timers_loaded", app.sched.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
 
 	srv := newHTTPServer(app.routes(), log)
 	errc := make(chan error, 1)
@@ -252,7 +251,7 @@ func lockDatabase(path string) (*os.File, error) {
 // bootstrap creates team "default" and its first key on an empty database, and prints the key once.
 func (a *App) bootstrap(ctx context.Context, publicURL string) error {
 	var raw string
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		n, err := tx.CountTeams()
 		if err != nil || n > 0 {
 			return err

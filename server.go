@@ -22,7 +22,6 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/iplimit"
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/timerq"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
 
@@ -32,12 +31,9 @@ type App struct {
 	cfg         *ServeCmd
 	publicURL   string
 	trusted     []netip.Prefix
-	store       *store.Store
+	store       store.Store
 	out         *outbound.Client
-	timers      *timerq.Queue
-	sched       *scheduler
-	inflight    inflight    // delayed tasks whose call runs before a claim is written
-	upcoming    upcoming    // delayed tasks due soon, as last written
+	sched       *scheduler  // the dispatcher's: what runs when (scheduler.go)
 	disp        *dispatcher // nil until the dispatcher is made
 	hub         *hub
 	signalLimit *iplimit.Limiter
@@ -48,11 +44,6 @@ type App struct {
 	longPolls     teamCounter // long polls open, by team
 	vault         *vault.Cipher
 	vaultKey      []byte // also keys the HMAC that makes callback ids
-
-	// loadedUntil is the timer horizon: every timer due before it is in a.timers.
-	// Guarded by horizonMu, which both the loader and the write paths take (see dispatch.go).
-	horizonMu   sync.Mutex
-	loadedUntil int64
 
 	keyCache  sync.Map // [32]byte key hash → keyEntry
 	teamMu    sync.Mutex
@@ -161,14 +152,10 @@ func isTimeout(err error) bool {
 func teamOf(r *http.Request) string { return r.Context().Value(teamKey).(string) }
 
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
-	var one int
-	if err := a.store.R.GetContext(r.Context(), &one, "select 1"); err != nil {
+	if err := a.store.Ping(r.Context()); err != nil {
 		return &Error{http.StatusServiceUnavailable, "database unreachable"}
 	}
-	a.horizonMu.Lock()
-	loaded := a.loadedUntil > 0
-	a.horizonMu.Unlock()
-	if !loaded {
+	if !a.sched.loaded() {
 		return &Error{http.StatusServiceUnavailable, "timers not loaded yet"}
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

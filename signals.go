@@ -81,7 +81,7 @@ type signalOutcome struct {
 
 // applySignal resolves, buffers or refuses a signal for task t, inside the write that read t.
 // Signal, timeout and cancel all run in the single writer, so exactly one of them wins.
-func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
+func (a *App) applySignal(tx store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
 	if err := a.expireIfDue(tx, t, time.Now()); err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 			if *t.BufferedSignal == canon {
 				return &signalOutcome{status: http.StatusAccepted, replayed: true, task: t}, nil
 			}
-			return nil, errorf(http.StatusConflict, "A different signal is already buffered for this task (current: %s)", a.inflight.view(t).Status)
+			return nil, errorf(http.StatusConflict, "A different signal is already buffered for this task (current: %s)", a.sched.view(t).Status)
 		}
 		t.BufferedSignal = &canon
 		if err := tx.UpdateTask(t, from); err != nil {
@@ -117,7 +117,7 @@ func (a *App) applySignal(tx *store.Tx, t *store.Task, sig *signalBody, canon st
 	if t.Signal != nil && *t.Signal == canon {
 		return &signalOutcome{status: http.StatusOK, replayed: true, task: t}, nil
 	}
-	return &signalOutcome{refused: errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.inflight.view(t).Status)}, nil
+	return &signalOutcome{refused: errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.sched.view(t).Status)}, nil
 }
 
 // resolve finishes a waiting (or just answered) task with a signal. The caller writes t.
@@ -164,7 +164,7 @@ func (a *App) signalByToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := keys.Hash(token)
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
 			return errTokenUnknown
@@ -201,7 +201,7 @@ func (a *App) signalTaskByID(w http.ResponseWriter, r *http.Request) error {
 // timeout the signal ran into) has committed. The API and the admin page both call it.
 func (a *App) signalTeamTask(ctx context.Context, team, id string, sig *signalBody, canon string, bad error) (*signalOutcome, error) {
 	var out *signalOutcome
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		t, err := tx.Task(id)
 		if t, err = teamTask(t, err, team); err != nil {
 			return err
@@ -275,7 +275,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	h := keys.Hash(token)
 	var done *store.Task
 	var refused *Error
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		t, err := tx.TaskBySignal(h[:])
 		if store.IsNotFound(err) {
 			return errTokenUnknown
@@ -286,7 +286,7 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		if t.Status != store.StatusWaiting {
-			refused = errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.inflight.view(t).Status)
+			refused = errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.sched.view(t).Status)
 			return nil
 		}
 		now := store.NowMS()

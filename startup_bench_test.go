@@ -24,7 +24,7 @@ func fillWaiting(b *testing.B, db string, n int, spread time.Duration) {
 	defer st.Close()
 	ctx := context.Background()
 	var teamID string
-	if err := st.Write(ctx, func(tx *store.Tx) error {
+	if err := st.Write(ctx, func(tx store.Tx) error {
 		team, err := createTeam(tx, "default")
 		teamID = team.ID
 		return err
@@ -33,7 +33,7 @@ func fillWaiting(b *testing.B, db string, n int, spread time.Duration) {
 	}
 	now := time.Now()
 	for i := 0; i < n; {
-		err := st.Write(ctx, func(tx *store.Tx) error {
+		err := st.Write(ctx, func(tx store.Tx) error {
 			for j := 0; j < 1000 && i < n; j, i = j+1, i+1 {
 				id, _ := uuid.NewV7()
 				ms := now.UnixMilli()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"math"
 	"net/http"
@@ -126,7 +127,7 @@ func taskJSON(t *store.Task) *TaskJSON {
 
 // taskJSON is the API view of t, with its callback id rebuilt from the nonce.
 func (a *App) taskJSON(t *store.Task) *TaskJSON {
-	t = a.inflight.view(t)
+	t = a.sched.view(t)
 	v := taskJSON(t)
 	if t.CallbackNonce != nil && a.vaultKey != nil {
 		id := a.callbackID(t.CallbackNonce)
@@ -479,7 +480,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		claim(task, now.UnixMilli())
 	}
 	var replayed *store.Task
-	err = a.store.Write(r.Context(), func(tx *store.Tx) error {
+	err = a.store.Write(r.Context(), func(tx store.Tx) error {
 		if idemKey != "" {
 			prev, err := tx.Idempotency(teamID, idemKey, now.Add(-IdempotencyWindow).UnixMilli())
 			if err == nil {
@@ -530,13 +531,13 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	return writeJSON(w, http.StatusCreated, resp)
 }
 
-// hdrMap is the task's stored headers as a map; nil when it has none.
+// hdrMap is the task's stored headers as a map, for its API view; nil when it has none.
+// Headers that do not decode are logged, and shown as none.
 func hdrMap(t *store.Task) map[string]string {
-	if t.Headers == "{}" { // most tasks: no decoder, no map
-		return nil
+	h, err := t.HeaderMap()
+	if err != nil {
+		slog.Error("show task", "err", err)
 	}
-	var h map[string]string
-	json.Unmarshal([]byte(t.Headers), &h)
 	return h
 }
 
@@ -800,7 +801,7 @@ func (a *App) cancelTeamTask(ctx context.Context, team, id string) (*store.Task,
 	var done *store.Task
 	var refused *Error
 	held := false
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		refused = nil
 		t, err := tx.Task(id)
 		if t, err = teamTask(t, err, team); err != nil {
@@ -810,7 +811,7 @@ func (a *App) cancelTeamTask(ctx context.Context, team, id string) (*store.Task,
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
 		if !held {
-			if !a.inflight.holdCancel(id) {
+			if !a.sched.calls.holdCancel(id) {
 				refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
 				return nil
 			}
@@ -822,7 +823,7 @@ func (a *App) cancelTeamTask(ctx context.Context, team, id string) (*store.Task,
 		switch t.Status {
 		case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
 		default:
-			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", a.inflight.view(t).Status)
+			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", a.sched.view(t).Status)
 			return nil
 		}
 		from := t.Status
@@ -835,7 +836,7 @@ func (a *App) cancelTeamTask(ctx context.Context, team, id string) (*store.Task,
 		return nil
 	})
 	if held {
-		a.inflight.releaseCancel(id)
+		a.sched.calls.releaseCancel(id)
 	}
 	if err != nil {
 		return nil, err
@@ -870,7 +871,7 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 func (a *App) retryTeamTask(ctx context.Context, team, id string) (*store.Task, string, error) {
 	var done *store.Task
 	var token string
-	err := a.store.Write(ctx, func(tx *store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		token = ""
 		t, err := tx.Task(id)
 		if t, err = teamTask(t, err, team); err != nil {
@@ -879,7 +880,7 @@ func (a *App) retryTeamTask(ctx context.Context, team, id string) (*store.Task, 
 		switch t.Status {
 		case store.StatusFailed, store.StatusTimeout, store.StatusCancelled:
 		default:
-			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", a.inflight.view(t).Status)
+			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", a.sched.view(t).Status)
 		}
 		from := t.Status
 		now := time.Now().UnixMilli()
@@ -932,7 +933,7 @@ func (a *App) finish(t *store.Task, status string, now time.Time) {
 	}
 }
 
-func createTeam(tx *store.Tx, name string) (*store.Team, error) {
+func createTeam(tx store.Tx, name string) (*store.Team, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -941,7 +942,7 @@ func createTeam(tx *store.Tx, name string) (*store.Team, error) {
 	return team, tx.InsertTeam(team)
 }
 
-func createKey(tx *store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
+func createKey(tx store.Tx, teamID, name string) (raw string, k *store.APIKey, err error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return "", nil, err

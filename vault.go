@@ -64,7 +64,7 @@ func (a *App) storeToken(ctx context.Context, team, name, value string) (*store.
 	v := &store.VaultToken{ID: vault.NewTokenID(), TeamID: team, Name: strings.TrimSpace(name),
 		CreatedAt: time.Now().UnixMilli()}
 	v.Sealed = a.vault.Seal([]byte(value), v.ID)
-	if err := a.store.Write(ctx, func(tx *store.Tx) error { return tx.InsertVaultToken(v) }); err != nil {
+	if err := a.store.Write(ctx, func(tx store.Tx) error { return tx.InsertVaultToken(v) }); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -99,7 +99,7 @@ func (a *App) destroyToken(ctx context.Context, team, id string) error {
 		return badRequest("%q is not a vault token id (tok_…)", id)
 	}
 	var found bool
-	err := a.store.Write(ctx, func(tx *store.Tx) (err error) {
+	err := a.store.Write(ctx, func(tx store.Tx) (err error) {
 		found, err = tx.DeleteVaultToken(team, id, time.Now().UnixMilli())
 		return err
 	})

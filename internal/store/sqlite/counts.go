@@ -1,6 +1,9 @@
-package store
+package sqlite
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // Counts of tasks by team and status, kept in memory: loaded once at Open and moved by
 // every committed write, so metrics and the admin overview need no COUNT(*) over the table.
@@ -23,8 +26,8 @@ func (t *Tx) count(team, from, to string, n int64) {
 	}
 }
 
-// CountDeleted records that n tasks of team in status were deleted.
-func (t *Tx) CountDeleted(team, status string, n int64) { t.count(team, status, "", n) }
+// countDeleted records that n tasks of team in status were deleted.
+func (t *Tx) countDeleted(team, status string, n int64) { t.count(team, status, "", n) }
 
 func (s *Store) loadCounts() error {
 	var rows []struct {
@@ -32,7 +35,7 @@ func (s *Store) loadCounts() error {
 		Status string `db:"status"`
 		N      int64  `db:"n"`
 	}
-	if err := s.W.Select(&rows, `select team_id, status, count(*) as n from tasks group by team_id, status`); err != nil {
+	if err := s.wdb.Select(&rows, `select team_id, status, count(*) as n from tasks group by team_id, status`); err != nil {
 		return fmt.Errorf("count tasks: %w", err)
 	}
 	s.countMu.Lock()
@@ -55,8 +58,13 @@ func (s *Store) applyCounts(d map[countKey]int64) {
 	}
 }
 
-// StatusCounts returns the number of tasks by status, for one team or (teamID "") all teams.
-func (s *Store) StatusCounts(teamID string) map[string]int64 {
+// StatusCounts returns the number of tasks by status, for one team or (teamID "") all
+// teams, from the counts in memory.
+func (s *Store) StatusCounts(ctx context.Context, teamID string) (map[string]int64, error) {
+	return s.statusCounts(teamID), nil
+}
+
+func (s *Store) statusCounts(teamID string) map[string]int64 {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
 	out := map[string]int64{}
@@ -69,7 +77,7 @@ func (s *Store) StatusCounts(teamID string) map[string]int64 {
 }
 
 // TeamStatusCounts returns a copy of all counts by team, then status.
-func (s *Store) TeamStatusCounts() map[string]map[string]int64 {
+func (s *Store) TeamStatusCounts(ctx context.Context) (map[string]map[string]int64, error) {
 	s.countMu.Lock()
 	defer s.countMu.Unlock()
 	out := map[string]map[string]int64{}
@@ -79,5 +87,5 @@ func (s *Store) TeamStatusCounts() map[string]map[string]int64 {
 		}
 		out[k.team][k.status] = n
 	}
-	return out
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 // The tests do not run in parallel: a data race found by -race is then blamed on the test
 // that caused it, not on whichever tests happened to run beside it.
@@ -15,13 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asyncqueue/asyncqueue/internal/store"
+
 	"github.com/jmoiron/sqlx"
 )
 
 // testSchema is the real schema, read from the module root.
 func testSchema(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "schema.sql"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "schema.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +42,8 @@ func openTest(t *testing.T, o Options) (*Store, string) {
 	return s, path
 }
 
-func insertTeam(tx *Tx, name string) error {
-	return tx.InsertTeam(&Team{ID: "team-" + name, Name: name, WebhookSecret: "whsec_x", CreatedAt: NowMS()})
+func insertTeam(tx store.Tx, name string) error {
+	return tx.InsertTeam(&store.Team{ID: "team-" + name, Name: name, WebhookSecret: "whsec_x", CreatedAt: store.NowMS()})
 }
 
 func teamNames(t *testing.T, s *Store) map[string]bool {
@@ -66,7 +68,7 @@ func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
 	errc := make(chan error, 1)
 	var startOnce sync.Once // the write runs again if its batch is redone
 	go func() {
-		errc <- s.Write(context.Background(), func(tx *Tx) error {
+		errc <- s.Write(context.Background(), func(tx store.Tx) error {
 			startOnce.Do(func() { close(started) })
 			<-unblock
 			return insertTeam(tx, "blocker")
@@ -97,7 +99,7 @@ func waitQueued(t *testing.T, s *Store, n int) {
 
 // writeBatch runs fns as writes of one batch, queued in order behind a blocker, and returns
 // what each Write returned.
-func writeBatch(t *testing.T, s *Store, fns ...func(*Tx) error) []error {
+func writeBatch(t *testing.T, s *Store, fns ...func(store.Tx) error) []error {
 	t.Helper()
 	release, blocked := blockWriter(t, s)
 	results := make([]chan error, len(fns))
@@ -118,8 +120,8 @@ func writeBatch(t *testing.T, s *Store, fns ...func(*Tx) error) []error {
 }
 
 // countedInsert is a write that counts its runs, inserts team name, then returns err.
-func countedInsert(runs *atomic.Int32, name string, err error) func(*Tx) error {
-	return func(tx *Tx) error {
+func countedInsert(runs *atomic.Int32, name string, err error) func(store.Tx) error {
+	return func(tx store.Tx) error {
 		runs.Add(1)
 		if e := insertTeam(tx, name); e != nil {
 			return e
@@ -139,7 +141,7 @@ func TestGroupCommit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			errs <- s.Write(context.Background(), func(tx *Tx) error {
+			errs <- s.Write(context.Background(), func(tx store.Tx) error {
 				return insertTeam(tx, fmt.Sprint("t", i))
 			})
 		}()
@@ -176,23 +178,23 @@ func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
 	boom := errors.New("boom")
 	afterA := make(chan struct{})
 	errs := writeBatch(t, s,
-		func(tx *Tx) error {
-			tx.Changed("task-of-a")
+		func(tx store.Tx) error {
+			tx.(*Tx).Changed("task-of-a")
 			tx.AfterCommit(func() { close(afterA) })
 			return insertTeam(tx, "a")
 		},
-		func(tx *Tx) error {
+		func(tx store.Tx) error {
 			if err := insertTeam(tx, "b"); err != nil {
 				return err
 			}
 			if err := insertTeam(tx, "b2"); err != nil {
 				return err
 			}
-			tx.Changed("task-of-b")
+			tx.(*Tx).Changed("task-of-b")
 			tx.AfterCommit(func() { t.Error("AfterCommit of a failed write ran") })
 			return boom
 		},
-		func(tx *Tx) error { return insertTeam(tx, "c") },
+		func(tx store.Tx) error { return insertTeam(tx, "c") },
 	)
 	if err := errs[0]; err != nil {
 		t.Errorf("write a: %v", err)
@@ -242,7 +244,7 @@ func TestWriteRedo(t *testing.T) {
 	var runs [6]atomic.Int32
 	errs := writeBatch(t, s,
 		countedInsert(&runs[0], "a", nil),
-		func(tx *Tx) error { // fails after a read only
+		func(tx store.Tx) error { // fails after a read only
 			runs[1].Add(1)
 			if _, err := tx.Team("team-a"); err != nil {
 				return err
@@ -284,10 +286,10 @@ func TestWriteRedoAfterSQLiteRollback(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	boom := errors.New("boom")
 	var runs [5]atomic.Int32
-	rolledBack := func(runs *atomic.Int32) func(*Tx) error {
-		return func(tx *Tx) error {
+	rolledBack := func(runs *atomic.Int32) func(store.Tx) error {
+		return func(tx store.Tx) error {
 			runs.Add(1)
-			if _, err := tx.c.ExecContext(context.Background(), "rollback"); err != nil {
+			if _, err := tx.(*Tx).c.ExecContext(context.Background(), "rollback"); err != nil {
 				return err
 			}
 			return boom
@@ -325,14 +327,14 @@ func TestWriteRedoAfterSQLiteRollback(t *testing.T) {
 func TestWritePanicIsAnError(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	errs := writeBatch(t, s,
-		func(tx *Tx) error { return insertTeam(tx, "a") },
-		func(tx *Tx) error {
+		func(tx store.Tx) error { return insertTeam(tx, "a") },
+		func(tx store.Tx) error {
 			if err := insertTeam(tx, "p"); err != nil {
 				return err
 			}
 			panic("kaboom")
 		},
-		func(tx *Tx) error { return insertTeam(tx, "c") },
+		func(tx store.Tx) error { return insertTeam(tx, "c") },
 	)
 	if err := errs[0]; err != nil {
 		t.Errorf("write a: %v", err)
@@ -344,7 +346,7 @@ func TestWritePanicIsAnError(t *testing.T) {
 		t.Errorf("write c: %v", err)
 	}
 	// The loop still works.
-	if err := s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "later") }); err != nil {
+	if err := s.Write(context.Background(), func(tx store.Tx) error { return insertTeam(tx, "later") }); err != nil {
 		t.Errorf("write after the panic: %v", err)
 	}
 	names := teamNames(t, s)
@@ -361,14 +363,14 @@ func TestWriteAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "a") }); err != nil {
+	if err := s.Write(context.Background(), func(tx store.Tx) error { return insertTeam(tx, "a") }); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := s.Write(context.Background(), func(tx *Tx) error { return nil }); !errors.Is(err, ErrClosed) {
-		t.Errorf("Write after Close: %v, want ErrClosed", err)
+	if err := s.Write(context.Background(), func(tx store.Tx) error { return nil }); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Write after Close: %v, want store.ErrClosed", err)
 	}
 	// Reopening applies the schema again without harm and keeps the data.
 	s2, err := Open(path, Options{Schema: testSchema(t)})
@@ -404,7 +406,7 @@ func queryPlan(t *testing.T, db *sqlx.DB, q string, args ...any) []string {
 func TestQueryPlans(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	ctx := context.Background()
-	if err := s.Write(ctx, func(tx *Tx) error {
+	if err := s.Write(ctx, func(tx store.Tx) error {
 		for _, n := range []string{"x", "y"} {
 			if err := insertTeam(tx, n); err != nil {
 				return err
@@ -412,14 +414,14 @@ func TestQueryPlans(t *testing.T) {
 		}
 		for i := range 50 {
 			due := int64(1000 + i%10)
-			task := &Task{ID: fmt.Sprintf("task-%03d", i), TeamID: "team-x", Status: StatusDelayed,
+			task := &store.Task{ID: fmt.Sprintf("task-%03d", i), TeamID: "team-x", Status: store.StatusDelayed,
 				TargetURL: "http://example.com/", Method: "POST", Headers: "{}", TimeoutMS: 1000,
 				RetryBackoff: "exponential", Priority: 5, MaxWaitMS: 1000, CreatedAt: int64(i), DueAt: &due}
 			if i%2 == 1 {
 				task.TeamID = "team-y"
 			}
 			if i%5 == 0 {
-				task.Status, task.DueAt = StatusCompleted, nil
+				task.Status, task.DueAt = store.StatusCompleted, nil
 			}
 			if err := tx.InsertTask(task); err != nil {
 				return err
@@ -431,7 +433,7 @@ func TestQueryPlans(t *testing.T) {
 	}
 
 	// DueBefore pages through the timer index in (due_at, id) order.
-	var got []Timer
+	var got []store.Timer
 	afterDue, afterID := int64(0), ""
 	for {
 		page, err := s.DueBefore(ctx, afterDue, afterID, 1005, 7)
@@ -456,7 +458,7 @@ func TestQueryPlans(t *testing.T) {
 	}
 
 	// The loader's query (the same text as DueBefore) reads only the covering index.
-	plan := queryPlan(t, s.R, `select id, due_at from tasks indexed by tasks_due_at_idx
+	plan := queryPlan(t, s.rdb, `select id, due_at from tasks indexed by tasks_due_at_idx
 		where due_at is not null and due_at < ? and (due_at > ? or (due_at = ? and id > ?))
 		order by due_at, id limit ?`, 1005, 0, 0, "", 10)
 	if !strings.Contains(strings.Join(plan, "\n"), "USING COVERING INDEX tasks_due_at_idx") {
@@ -480,7 +482,7 @@ func TestQueryPlans(t *testing.T) {
 		{`select ` + cols + ` from tasks where team_id = ? and status in (?) order by id desc limit ? offset ?`, []any{"team-x", "delayed", 20, 0}},
 		{`select ` + cols + ` from tasks where team_id = ? and created_at > ? and created_at < ? order by id desc limit ? offset ?`, []any{"team-x", 1, 40, 20, 0}},
 	} {
-		plan := queryPlan(t, s.R, q.sql, q.args...)
+		plan := queryPlan(t, s.rdb, q.sql, q.args...)
 		ok := false
 		for _, d := range plan {
 			if strings.HasPrefix(d, "SCAN tasks") {
@@ -496,7 +498,7 @@ func TestQueryPlans(t *testing.T) {
 	}
 
 	// And List itself filters by team and status, newest first.
-	tasks, total, err := s.List(ctx, ListFilter{TeamID: "team-x", Statuses: []string{StatusDelayed}, Limit: 5})
+	tasks, total, err := s.List(ctx, store.ListFilter{TeamID: "team-x", Statuses: []string{store.StatusDelayed}, Limit: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,7 +506,7 @@ func TestQueryPlans(t *testing.T) {
 		t.Errorf("List: %d tasks of %d, want 5 of 20", len(tasks), total)
 	}
 	for i, tk := range tasks {
-		if tk.TeamID != "team-x" || tk.Status != StatusDelayed || (i > 0 && tk.ID >= tasks[i-1].ID) {
+		if tk.TeamID != "team-x" || tk.Status != store.StatusDelayed || (i > 0 && tk.ID >= tasks[i-1].ID) {
 			t.Errorf("List row %d: %s %s %s", i, tk.ID, tk.TeamID, tk.Status)
 		}
 	}
@@ -530,10 +532,10 @@ func TestPragmas(t *testing.T) {
 		if s.syncWAL != (c.want == "2") {
 			t.Errorf("Sync %q: syncWAL %v", c.sync, s.syncWAL)
 		}
-		if got := pragma(t, s.W, "synchronous"); got != "1" {
+		if got := pragma(t, s.wdb, "synchronous"); got != "1" {
 			t.Errorf("Sync %q writer: synchronous %s, want 1", c.sync, got)
 		}
-		for name, db := range map[string]*sqlx.DB{"writer": s.W, "reader": s.R} {
+		for name, db := range map[string]*sqlx.DB{"writer": s.wdb, "reader": s.rdb} {
 			if got := pragma(t, db, "journal_mode"); got != "wal" {
 				t.Errorf("Sync %q %s: journal_mode %q, want wal", c.sync, name, got)
 			}
@@ -541,11 +543,11 @@ func TestPragmas(t *testing.T) {
 				t.Errorf("Sync %q %s: foreign_keys %s, want 1", c.sync, name, got)
 			}
 		}
-		if got := pragma(t, s.W, "user_version"); got != fmt.Sprint(SchemaVersion) {
+		if got := pragma(t, s.wdb, "user_version"); got != fmt.Sprint(SchemaVersion) {
 			t.Errorf("user_version %s, want %d", got, SchemaVersion)
 		}
 		// The read pool is read-only.
-		if _, err := s.R.Exec(`insert into teams (id, name, webhook_secret, created_at) values ('r', 'r', 's', 0)`); err == nil {
+		if _, err := s.rdb.Exec(`insert into teams (id, name, webhook_secret, created_at) values ('r', 'r', 's', 0)`); err == nil {
 			t.Errorf("Sync %q: the read pool accepted a write", c.sync)
 		}
 	}
@@ -607,7 +609,7 @@ func TestAckWaitsForWALSync(t *testing.T) {
 	var after atomic.Bool
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Write(context.Background(), func(tx *Tx) error {
+		done <- s.Write(context.Background(), func(tx store.Tx) error {
 			tx.AfterCommit(func() { after.Store(true) })
 			return insertTeam(tx, "a")
 		})
@@ -619,7 +621,7 @@ func TestAckWaitsForWALSync(t *testing.T) {
 	}
 	// Committed (readers see it) but not yet durable: neither the caller nor AfterCommit knows.
 	var n int
-	if err := s.R.Get(&n, `select count(*) from teams where name = 'a'`); err != nil || n != 1 {
+	if err := s.rdb.Get(&n, `select count(*) from teams where name = 'a'`); err != nil || n != 1 {
 		t.Fatalf("committed row: %d, %v", n, err)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -640,7 +642,7 @@ func TestAckWaitsForWALSync(t *testing.T) {
 	}
 
 	fail = errors.New("injected EIO")
-	go func() { done <- s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "b") }) }()
+	go func() { done <- s.Write(context.Background(), func(tx store.Tx) error { return insertTeam(tx, "b") }) }()
 	<-entered
 	release <- struct{}{}
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "injected EIO") {
@@ -654,7 +656,7 @@ func TestNormalDoesNotSyncWAL(t *testing.T) {
 	var calls atomic.Int32
 	syncFile = func(f *os.File) error { calls.Add(1); return nil }
 	t.Cleanup(func() { syncFile = fdatasync })
-	if err := s.Write(context.Background(), func(tx *Tx) error { return insertTeam(tx, "a") }); err != nil {
+	if err := s.Write(context.Background(), func(tx store.Tx) error { return insertTeam(tx, "a") }); err != nil {
 		t.Fatal(err)
 	}
 	if n := calls.Load(); n != 0 {

@@ -1,15 +1,17 @@
-package store
+package sqlite
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 func adminTestStore(t *testing.T) *Store {
 	t.Helper()
-	schema, err := os.ReadFile(filepath.Join("..", "..", "schema.sql"))
+	schema, err := os.ReadFile(filepath.Join("..", "..", "..", "schema.sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,7 @@ func adminTestStore(t *testing.T) *Store {
 // plan returns the EXPLAIN QUERY PLAN lines of q.
 func plan(t *testing.T, s *Store, q string, args ...any) string {
 	t.Helper()
-	rows, err := s.R.Queryx("explain query plan "+q, args...)
+	rows, err := s.rdb.Queryx("explain query plan "+q, args...)
 	if err != nil {
 		t.Fatalf("explain %s: %v", q, err)
 	}
@@ -47,11 +49,11 @@ func TestAdminQueryPlans(t *testing.T) {
 	t.Parallel()
 	s := adminTestStore(t)
 	team, id := "team", "0197b3c0-0000-7000-8000-000000000000"
-	page := func(f PageFilter) (string, []any) {
+	page := func(f store.PageFilter) (string, []any) {
 		cond, args, order := pageCond(f)
 		return `select ` + rowCols + ` from tasks where ` + cond + ` order by id ` + order + ` limit ?`, append(args, 51)
 	}
-	search := func(f PageFilter) (string, []any) {
+	search := func(f store.PageFilter) (string, []any) {
 		cond, args, order := pageCond(f)
 		return searchQuery(cond, order), append(args, 1000, "%x%", "%x%", "%x%", 51)
 	}
@@ -63,21 +65,21 @@ func TestAdminQueryPlans(t *testing.T) {
 	}
 	var cases []c
 	add := func(name string, q string, args []any, want ...string) { cases = append(cases, c{name, q, args, want}) }
-	q, a := page(PageFilter{TeamID: team})
+	q, a := page(store.PageFilter{TeamID: team})
 	add("first page", q, a, "USING INDEX tasks_team_id_id_idx (team_id=?)")
-	q, a = page(PageFilter{TeamID: team, Before: id})
+	q, a = page(store.PageFilter{TeamID: team, Before: id})
 	add("older page", q, a, "USING INDEX tasks_team_id_id_idx (team_id=? AND id<?)")
-	q, a = page(PageFilter{TeamID: team, After: id})
+	q, a = page(store.PageFilter{TeamID: team, After: id})
 	add("newer page", q, a, "USING INDEX tasks_team_id_id_idx (team_id=? AND id>?)")
-	q, a = page(PageFilter{TeamID: team, Status: "waiting", Before: id})
+	q, a = page(store.PageFilter{TeamID: team, Status: "waiting", Before: id})
 	add("status page", q, a, "USING INDEX tasks_team_id_status_id_idx (team_id=? AND status=? AND id<?)")
-	q, a = page(PageFilter{TeamID: team, Search: id, SearchIsID: true})
+	q, a = page(store.PageFilter{TeamID: team, Search: id, SearchIsID: true})
 	add("id search", q, a, "USING INDEX")
-	q, a = search(PageFilter{TeamID: team, Search: "x", Before: id})
+	q, a = search(store.PageFilter{TeamID: team, Search: "x", Before: id})
 	add("url search", q, a, "tasks_team_id_id_idx (team_id=? AND id<?)")
-	q, a = search(PageFilter{TeamID: team, Status: "failed", Search: "x"})
+	q, a = search(store.PageFilter{TeamID: team, Status: "failed", Search: "x"})
 	add("url search with status", q, a, "tasks_team_id_status_id_idx (team_id=? AND status=?)")
-	q, a = page(PageFilter{TeamID: team, Statuses: []string{"failed", "timeout"}, CreatedFrom: 1, CreatedTo: 2})
+	q, a = page(store.PageFilter{TeamID: team, Statuses: []string{"failed", "timeout"}, CreatedFrom: 1, CreatedTo: 2})
 	add("several statuses, time range", q, a, "USING INDEX tasks_team_id_id_idx (team_id=? AND id>? AND id<?)")
 	add("newest id", qNewestTaskID, []any{team}, "COVERING INDEX tasks_team_id_id_idx (team_id=?)")
 	add("created per minute", qCreatedPerMinute, []any{team, id, 0}, "USING INDEX tasks_team_id_id_idx (team_id=? AND id>?)")
@@ -108,10 +110,10 @@ func TestAdminQueryPlans(t *testing.T) {
 func TestAdminMinUUIDv7(t *testing.T) {
 	t.Parallel()
 	// 2026-01-01T00:00:00Z = 1767225600000 ms = 0x019b_76da_a800.
-	if got, want := MinUUIDv7(1767225600000), "019b76da-a800-0000-0000-000000000000"; got != want {
+	if got, want := store.MinUUIDv7(1767225600000), "019b76da-a800-0000-0000-000000000000"; got != want {
 		t.Fatalf("MinUUIDv7 = %s, want %s", got, want)
 	}
-	if got := MinUUIDv7(-5); got != "00000000-0000-0000-0000-000000000000" {
-		t.Fatalf("MinUUIDv7(-5) = %s", got)
+	if got := store.MinUUIDv7(-5); got != "00000000-0000-0000-0000-000000000000" {
+		t.Fatalf("store.MinUUIDv7(-5) = %s", got)
 	}
 }

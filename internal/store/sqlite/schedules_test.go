@@ -1,9 +1,11 @@
-package store
+package sqlite
 
 import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 // The loader reads schedules through the partial index on next_run_at, and a schedule's
@@ -18,7 +20,7 @@ func TestSchedulePlans(t *testing.T) {
 		{qSchedulesDue, []any{0, 1}, "schedules_next_run_at_idx (next_run_at>? AND next_run_at<?)"},
 		{qTasksOfSchedule, []any{"t", "sch_x"}, "tasks_schedule_id_id_idx (schedule_id=?)"},
 	} {
-		plan := strings.Join(queryPlan(t, s.R, c.q, c.args...), "\n")
+		plan := strings.Join(queryPlan(t, s.rdb, c.q, c.args...), "\n")
 		if !strings.Contains(plan, c.want) {
 			t.Errorf("plan of %.60q… = %q, want it to use %s", c.q, plan, c.want)
 		}
@@ -31,13 +33,13 @@ func TestScheduleRoundTrip(t *testing.T) {
 	s, _ := openTest(t, Options{})
 	ctx := context.Background()
 	var teamID string
-	if err := s.Write(ctx, func(tx *Tx) error {
+	if err := s.Write(ctx, func(tx store.Tx) error {
 		teamID = "team-1"
-		if _, err := tx.Exec(`insert into teams (id, name, webhook_secret, created_at) values (?, 'a', 's', 0)`, teamID); err != nil {
+		if _, err := tx.(*Tx).exec(`insert into teams (id, name, webhook_secret, created_at) values (?, 'a', 's', 0)`, teamID); err != nil {
 			return err
 		}
 		cron, next := "@daily", int64(5000)
-		return tx.InsertSchedule(&Schedule{ID: "sch_1", TeamID: teamID, Cron: &cron, Timezone: "UTC",
+		return tx.InsertSchedule(&store.Schedule{ID: "sch_1", TeamID: teamID, Cron: &cron, Timezone: "UTC",
 			Task: `{"targetUrl":"https://example.com"}`, NextRunAt: &next, CreatedAt: 1, UpdatedAt: 1})
 	}); err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func TestScheduleRoundTrip(t *testing.T) {
 	if ts, _ := s.SchedulesDueBefore(ctx, 5001, 6000); len(ts) != 0 {
 		t.Fatalf("due after the window's start: %v", ts)
 	}
-	if err := s.Write(ctx, func(tx *Tx) error {
+	if err := s.Write(ctx, func(tx store.Tx) error {
 		sc, err := tx.Schedule("sch_1")
 		if err != nil {
 			return err

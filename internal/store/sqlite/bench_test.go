@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 // Benchmarks of the store's hot paths: creating tasks, claiming them, recording their
 // outcome and firing their timers. Every benchmark runs b.N tasks (or timers), so ns/op is
@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 
 	"github.com/google/uuid"
 )
@@ -44,7 +46,7 @@ func openBench(b *testing.B, sync string) (*Store, string) {
 
 func openBenchIn(tb testing.TB, dir, sync string) (*Store, string) {
 	tb.Helper()
-	schema, err := os.ReadFile(filepath.Join("..", "..", "schema.sql"))
+	schema, err := os.ReadFile(filepath.Join("..", "..", "..", "schema.sql"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,8 +55,8 @@ func openBenchIn(tb testing.TB, dir, sync string) (*Store, string) {
 		tb.Fatalf("Open: %v", err)
 	}
 	tb.Cleanup(func() { s.Close() })
-	team := &Team{ID: benchID(tb), Name: "bench", WebhookSecret: "whsec_bench", CreatedAt: NowMS()}
-	if err := s.Write(context.Background(), func(tx *Tx) error { return tx.InsertTeam(team) }); err != nil {
+	team := &store.Team{ID: benchID(tb), Name: "bench", WebhookSecret: "whsec_bench", CreatedAt: store.NowMS()}
+	if err := s.Write(context.Background(), func(tx store.Tx) error { return tx.InsertTeam(team) }); err != nil {
 		tb.Fatalf("insert team: %v", err)
 	}
 	return s, team.ID
@@ -70,13 +72,13 @@ func benchID(tb testing.TB) string {
 
 // benchTask builds a task as the create endpoint does for a plain POST with a JSON body:
 // pending and due now.
-func benchTask(tb testing.TB, teamID string, now int64) *Task {
+func benchTask(tb testing.TB, teamID string, now int64) *store.Task {
 	body := benchBody
 	due := now
-	return &Task{
+	return &store.Task{
 		ID:           benchID(tb),
 		TeamID:       teamID,
-		Status:       StatusPending,
+		Status:       store.StatusPending,
 		TargetURL:    "https://api.example.test/webhooks/orders",
 		TargetHost:   "api.example.test",
 		Method:       "POST",
@@ -93,10 +95,10 @@ func benchTask(tb testing.TB, teamID string, now int64) *Task {
 }
 
 // benchTasks builds n tasks, changed by edit (when not nil) before they are returned.
-func benchTasks(tb testing.TB, teamID string, n int, edit func(i int, t *Task)) []*Task {
+func benchTasks(tb testing.TB, teamID string, n int, edit func(i int, t *store.Task)) []*store.Task {
 	tb.Helper()
-	now := NowMS()
-	ts := make([]*Task, n)
+	now := store.NowMS()
+	ts := make([]*store.Task, n)
 	for i := range ts {
 		ts[i] = benchTask(tb, teamID, now)
 		if edit != nil {
@@ -107,12 +109,12 @@ func benchTasks(tb testing.TB, teamID string, n int, edit func(i int, t *Task)) 
 }
 
 // seedTasks inserts ts in large transactions.
-func seedTasks(tb testing.TB, s *Store, ts []*Task) {
+func seedTasks(tb testing.TB, s *Store, ts []*store.Task) {
 	tb.Helper()
 	for len(ts) > 0 {
 		batch := ts[:min(len(ts), benchSeedBatch)]
 		ts = ts[len(batch):]
-		err := s.Write(context.Background(), func(tx *Tx) error {
+		err := s.Write(context.Background(), func(tx store.Tx) error {
 			for _, t := range batch {
 				if err := tx.InsertTask(t); err != nil {
 					return err
@@ -202,8 +204,8 @@ func writeModes(batch int) []writeMode {
 
 // runModes runs body for every sync mode and write mode as sub-benchmarks. body gets the
 // store and the tasks it should handle; prepare (not timed) builds and inserts them.
-func runModes(b *testing.B, modes []writeMode, prepare func(b *testing.B, s *Store, team string) []*Task,
-	body func(tx *Tx, t *Task) error) {
+func runModes(b *testing.B, modes []writeMode, prepare func(b *testing.B, s *Store, team string) []*store.Task,
+	body func(tx store.Tx, t *store.Task) error) {
 	for _, sync := range benchSyncs {
 		b.Run("sync="+sync, func(b *testing.B) {
 			for _, m := range modes {
@@ -214,7 +216,7 @@ func runModes(b *testing.B, modes []writeMode, prepare func(b *testing.B, s *Sto
 						chunks := (len(ts) + m.perCall - 1) / m.perCall
 						runWrites(b, m.workers, chunks, func(c int) error {
 							part := ts[c*m.perCall : min((c+1)*m.perCall, len(ts))]
-							return s.Write(context.Background(), func(tx *Tx) error {
+							return s.Write(context.Background(), func(tx store.Tx) error {
 								for _, t := range part {
 									if err := body(tx, t); err != nil {
 										return err
@@ -233,26 +235,26 @@ func runModes(b *testing.B, modes []writeMode, prepare func(b *testing.B, s *Sto
 // BenchmarkInsert measures creating tasks (Tx.InsertTask).
 func BenchmarkInsert(b *testing.B) {
 	runModes(b, writeModes(64),
-		func(b *testing.B, s *Store, team string) []*Task {
+		func(b *testing.B, s *Store, team string) []*store.Task {
 			return benchTasks(b, team, b.N, nil)
 		},
-		func(tx *Tx, t *Task) error { return tx.InsertTask(t) })
+		func(tx store.Tx, t *store.Task) error { return tx.InsertTask(t) })
 }
 
 // BenchmarkClaim measures a worker taking a pending task (Tx.ClaimTask).
 func BenchmarkClaim(b *testing.B) {
 	runModes(b, writeModes(benchFireBatch),
-		func(b *testing.B, s *Store, team string) []*Task {
+		func(b *testing.B, s *Store, team string) []*store.Task {
 			ts := benchTasks(b, team, b.N, nil)
 			seedTasks(b, s, ts)
 			return ts
 		},
-		func(tx *Tx, t *Task) error {
-			got, err := tx.ClaimTask(t.ID, NowMS())
+		func(tx store.Tx, t *store.Task) error {
+			got, err := tx.ClaimTask(t.ID, store.NowMS())
 			if err != nil {
 				return fmt.Errorf("claim %s: %w", t.ID, err)
 			}
-			if got.Status != StatusProcessing {
+			if got.Status != store.StatusProcessing {
 				return fmt.Errorf("claimed task %s is %s", t.ID, got.Status)
 			}
 			return nil
@@ -265,10 +267,10 @@ func BenchmarkComplete(b *testing.B) {
 	code := 200
 	modes := []writeMode{{"single", 1, 1}, {fmt.Sprintf("concurrent%d", benchWorkers), 1, benchWorkers}}
 	runModes(b, modes,
-		func(b *testing.B, s *Store, team string) []*Task {
-			ts := benchTasks(b, team, b.N, func(_ int, t *Task) {
+		func(b *testing.B, s *Store, team string) []*store.Task {
+			ts := benchTasks(b, team, b.N, func(_ int, t *store.Task) {
 				started := t.CreatedAt
-				t.Status = StatusProcessing
+				t.Status = store.StatusProcessing
 				t.Attempts = 1
 				t.StartedAt = &started
 				t.DueAt = nil
@@ -276,16 +278,16 @@ func BenchmarkComplete(b *testing.B) {
 			seedTasks(b, s, ts)
 			return ts
 		},
-		func(tx *Tx, orig *Task) error {
-			if err := tx.InsertAttempt(Attempt{TaskID: orig.ID, Attempt: orig.Attempts, StartedAt: *orig.StartedAt,
+		func(tx store.Tx, orig *store.Task) error {
+			if err := tx.InsertAttempt(store.Attempt{TaskID: orig.ID, Attempt: orig.Attempts, StartedAt: *orig.StartedAt,
 				DurationMS: 12, StatusCode: &code}); err != nil {
 				return err
 			}
-			now := NowMS()
+			now := store.NowMS()
 			result := benchResult
 			t := *orig
 			t.BufferedSignal = nil
-			t.Status = StatusCompleted
+			t.Status = store.StatusCompleted
 			t.Result = &result
 			t.Error = nil
 			t.CompletedAt = &now
@@ -303,27 +305,27 @@ func BenchmarkComplete(b *testing.B) {
 func BenchmarkFireTimers(b *testing.B) {
 	modes := []writeMode{{fmt.Sprintf("batch%d", benchFireBatch), benchFireBatch, 1}}
 	runModes(b, modes,
-		func(b *testing.B, s *Store, team string) []*Task {
-			ts := benchTasks(b, team, b.N, func(i int, t *Task) {
+		func(b *testing.B, s *Store, team string) []*store.Task {
+			ts := benchTasks(b, team, b.N, func(i int, t *store.Task) {
 				due := t.CreatedAt - 60_000 + int64(i%1000) // overdue, spread over a second
-				t.Status = StatusDelayed
+				t.Status = store.StatusDelayed
 				t.DelayUntil = &due
 				t.DueAt = &due
 			})
 			seedTasks(b, s, ts)
 			return ts
 		},
-		func(tx *Tx, want *Task) error {
+		func(tx store.Tx, want *store.Task) error {
 			t, err := tx.Task(want.ID)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", want.ID, err)
 			}
-			now := NowMS()
-			if t.Status != StatusDelayed || t.DueAt == nil || *t.DueAt > now {
+			now := store.NowMS()
+			if t.Status != store.StatusDelayed || t.DueAt == nil || *t.DueAt > now {
 				return fmt.Errorf("task %s is not a due delayed task", t.ID)
 			}
 			from := t.Status
-			t.Status = StatusPending
+			t.Status = store.StatusPending
 			return tx.UpdateTask(t, from)
 		})
 
@@ -338,14 +340,14 @@ func BenchmarkFireTimers(b *testing.B) {
 		if loader == nil {
 			var team string
 			loader, team = openBenchIn(b, b.TempDir(), "normal")
-			ts := benchTasks(sb, team, benchTimers, func(i int, t *Task) {
+			ts := benchTasks(sb, team, benchTimers, func(i int, t *store.Task) {
 				due := t.CreatedAt - 3_600_000 + int64(i%7200)*500 // overdue, over the last hour
-				t.Status = StatusDelayed
+				t.Status = store.StatusDelayed
 				t.DelayUntil = &due
 				t.DueAt = &due
 			})
 			seedTasks(sb, loader, ts)
-			until = NowMS() + 1
+			until = store.NowMS() + 1
 			all, err := loader.DueBefore(context.Background(), math.MinInt64, "", until, benchTimers+1)
 			if err != nil || len(all) != benchTimers {
 				sb.Fatalf("DueBefore found %d timers (%v), want %d", len(all), err, benchTimers)

@@ -1,4 +1,4 @@
-package store
+package sqlite
 
 import (
 	"strings"
@@ -15,7 +15,7 @@ func TestTokenLookupPlans(t *testing.T) {
 		qRecoverProcessing: "tasks_team_id_status_id_idx (team_id=? AND status=?)",
 		qTaskByID:          "sqlite_autoindex_tasks_1",
 	} {
-		plan := strings.Join(queryPlan(t, s.R, q, []byte("x")), "\n")
+		plan := strings.Join(queryPlan(t, s.rdb, q, []byte("x")), "\n")
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan of %.60q… = %q, want it to use %s", q, plan, want)
 		}

@@ -1,80 +1,13 @@
-package store
+package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
-
-// Task statuses.
-const (
-	StatusPending    = "pending"
-	StatusDelayed    = "delayed"
-	StatusProcessing = "processing"
-	StatusWaiting    = "waiting"
-	StatusPolling    = "polling"
-	StatusCompleted  = "completed"
-	StatusFailed     = "failed"
-	StatusTimeout    = "timeout"
-	StatusCancelled  = "cancelled"
-)
-
-// Terminal reports whether status is final.
-func Terminal(status string) bool {
-	switch status {
-	case StatusCompleted, StatusFailed, StatusTimeout, StatusCancelled:
-		return true
-	}
-	return false
-}
-
-// Task is one row of the tasks table. Times are Unix milliseconds; JSON columns are raw text.
-type Task struct {
-	ID                 string  `db:"id"`
-	TeamID             string  `db:"team_id"`
-	Status             string  `db:"status"`
-	TargetURL          string  `db:"target_url"`
-	TargetHost         string  `db:"target_host"`
-	Method             string  `db:"method"`
-	Headers            string  `db:"headers"`
-	Body               *string `db:"body"`
-	TimeoutMS          int64   `db:"timeout_ms"`
-	DelayUntil         *int64  `db:"delay_until"`
-	MaxRetries         int     `db:"max_retries"`
-	RetryBackoff       string  `db:"retry_backoff"`
-	Priority           int     `db:"priority"`
-	OnCompleteURL      *string `db:"on_complete_url"`
-	WaitForSignal      bool    `db:"wait_for_signal"`
-	MaxWaitMS          int64   `db:"max_wait_ms"`
-	HeartbeatTimeoutMS *int64  `db:"heartbeat_timeout_ms"`
-	RetryCount         int     `db:"retry_count"`
-	Attempts           int     `db:"attempts"`
-	StartResult        *string `db:"start_result"`
-	Result             *string `db:"result"`
-	Error              *string `db:"error"`
-	SignalHash         []byte  `db:"signal_hash"`
-	CallbackHash       []byte  `db:"callback_hash"`
-	CallbackNonce      []byte  `db:"callback_nonce"`
-	Provider           *string `db:"provider"`
-	PollConfig         *string `db:"poll_config"`
-	PollCount          int     `db:"poll_count"`
-	Signal             *string `db:"signal"`
-	BufferedSignal     *string `db:"buffered_signal"`
-	Progress           *string `db:"progress"`
-	LastHeartbeatAt    *int64  `db:"last_heartbeat_at"`
-	OnComplete         *string `db:"on_complete"`
-	CreatedAt          int64   `db:"created_at"`
-	StartedAt          *int64  `db:"started_at"`
-	WaitingSince       *int64  `db:"waiting_since"`
-	ExpiresAt          *int64  `db:"expires_at"`
-	CompletedAt        *int64  `db:"completed_at"`
-	DueAt              *int64  `db:"due_at"`
-	FlowKey            *string `db:"flow_key"`    // as given at create; nil: the target's origin
-	ScheduleID         *string `db:"schedule_id"` // the schedule whose run made the task
-
-}
 
 const taskCols = `id, team_id, status, target_url, target_host, method, headers, body, timeout_ms, delay_until,
 	max_retries, retry_backoff, priority, on_complete_url, wait_for_signal, max_wait_ms,
@@ -101,8 +34,8 @@ var (
 )
 
 // InsertTask adds a new task.
-func (t *Tx) InsertTask(task *Task) error {
-	_, err := t.Exec(qInsertTask, taskArgs(task)...)
+func (t *Tx) InsertTask(task *store.Task) error {
+	_, err := t.exec(qInsertTask, taskArgs(task)...)
 	if err != nil {
 		return fmt.Errorf("insert task: %w", err)
 	}
@@ -111,47 +44,44 @@ func (t *Tx) InsertTask(task *Task) error {
 	return nil
 }
 
-// ErrStale is returned by UpdateTask when the row is no longer in the expected status.
-var ErrStale = errors.New("store: task changed concurrently")
-
 // UpdateTask writes task, provided the row still has status from (compare-and-set). Only
 // the columns that changed since this Tx read the task are written (every mutable column
 // if it did not read it). Inside the single writer this never fails for a row read in the
 // same Tx; it guards the read-modify-write against misuse.
-func (t *Tx) UpdateTask(task *Task, from string) error {
+func (t *Tx) UpdateTask(task *store.Task, from string) error {
 	return t.update(t.readBefore(task.ID), task, from, guardStatus, task.ID, from)
 }
 
 // update runs one guarded update of task and records the change.
-func (t *Tx) update(orig, task *Task, from, guard string, guardArgs ...any) error {
+func (t *Tx) update(orig, task *store.Task, from, guard string, guardArgs ...any) error {
 	n, err := t.updateDiff(orig, task, guard, guardArgs...)
 	if err != nil {
 		return fmt.Errorf("update task: %w", err)
 	}
 	if n != 1 {
-		return ErrStale
+		return store.ErrStale
 	}
 	t.Changed(task.ID)
 	t.count(task.TeamID, from, task.Status, 1)
 	return nil
 }
 
-// ClaimTask moves a pending task to processing and returns it; sql.ErrNoRows when it is
+// ClaimTask moves a pending task to processing and returns it; store.ErrNotFound when it is
 // no longer pending (cancelled, or taken).
-func (t *Tx) ClaimTask(id string, now int64) (*Task, error) {
-	task, err := scanTask(t.QueryRow(qClaimTask, now, id))
+func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
+	task, err := scanTask(t.queryRow(qClaimTask, now, id))
 	if err != nil {
 		return nil, err
 	}
 	t.Changed(task.ID)
-	t.count(task.TeamID, StatusPending, StatusProcessing, 1)
+	t.count(task.TeamID, store.StatusPending, store.StatusProcessing, 1)
 	return task, nil
 }
 
 // BufferedSignal reads just the early signal of a task.
 func (t *Tx) BufferedSignal(id string) (*string, error) {
 	var s *string
-	err := t.Get(&s, qBufferedSignal, id)
+	err := t.get(&s, qBufferedSignal, id)
 	return s, err
 }
 
@@ -159,29 +89,31 @@ func (t *Tx) BufferedSignal(id string) (*string, error) {
 // as on disk: claimed, or delayed when its claim was never written), provided its status
 // is still orig's and no early signal arrived while the call was in flight (ErrStale
 // otherwise).
-func (t *Tx) UpdateTaskNoSignal(orig, task *Task) error {
+func (t *Tx) UpdateTaskNoSignal(orig, task *store.Task) error {
 	return t.update(orig, task, orig.Status, guardNoSignal, task.ID, orig.Status)
 }
 
 // UpdateTaskFrom writes what changed between orig, the task as it is on disk, and task,
 // if its status is still orig's.
-func (t *Tx) UpdateTaskFrom(orig, task *Task) error {
+func (t *Tx) UpdateTaskFrom(orig, task *store.Task) error {
 	return t.update(orig, task, orig.Status, guardStatus, task.ID, orig.Status)
 }
 
 // Task reads one task inside the write transaction; a later UpdateTask of it writes only
 // what changed.
-func (t *Tx) Task(id string) (*Task, error) { return t.readTask(qTaskByID, id) }
+func (t *Tx) Task(id string) (*store.Task, error) { return t.readTask(qTaskByID, id) }
 
 // TaskBySignal finds a task by the SHA-256 of its signal token.
-func (t *Tx) TaskBySignal(hash []byte) (*Task, error) { return t.readTask(qTaskBySignal, hash) }
+func (t *Tx) TaskBySignal(hash []byte) (*store.Task, error) { return t.readTask(qTaskBySignal, hash) }
 
 // TaskByCallback finds a task by the SHA-256 of its provider callback id.
-func (t *Tx) TaskByCallback(hash []byte) (*Task, error) { return t.readTask(qTaskByCallback, hash) }
+func (t *Tx) TaskByCallback(hash []byte) (*store.Task, error) {
+	return t.readTask(qTaskByCallback, hash)
+}
 
 // readTask reads the one task query finds and remembers it as read, for UpdateTask.
-func (t *Tx) readTask(query string, arg any) (*Task, error) {
-	task, err := scanTask(t.QueryRow(query, arg))
+func (t *Tx) readTask(query string, arg any) (*store.Task, error) {
+	task, err := scanTask(t.queryRow(query, arg))
 	if err != nil {
 		return nil, err
 	}
@@ -190,12 +122,12 @@ func (t *Tx) readTask(query string, arg any) (*Task, error) {
 }
 
 // InsertAttempt records one call of a task's target.
-func (t *Tx) InsertAttempt(a Attempt) error {
+func (t *Tx) InsertAttempt(a store.Attempt) error {
 	var code any
 	if a.StatusCode != nil {
 		code = int64(*a.StatusCode)
 	}
-	_, err := t.Exec(qInsertAttempt, a.TaskID, int64(a.Attempt), a.StartedAt, a.DurationMS, code, str(a.Error), str(a.ResponseBody))
+	_, err := t.exec(qInsertAttempt, a.TaskID, int64(a.Attempt), a.StartedAt, a.DurationMS, code, str(a.Error), str(a.ResponseBody))
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
 	}
@@ -208,45 +140,34 @@ func (t *Tx) RecoverProcessing(now int64) (int64, error) {
 	var rows []struct {
 		TeamID string `db:"team_id"`
 	}
-	err := t.Select(&rows, qRecoverProcessing, now)
+	err := t.sel(&rows, qRecoverProcessing, now)
 	if err != nil {
 		return 0, fmt.Errorf("recover processing tasks: %w", err)
 	}
 	for _, r := range rows {
-		t.count(r.TeamID, StatusProcessing, StatusPending, 1)
+		t.count(r.TeamID, store.StatusProcessing, store.StatusPending, 1)
 	}
 	return int64(len(rows)), nil
 }
 
-// Attempt is one row of the attempts table.
-type Attempt struct {
-	TaskID     string  `db:"task_id" json:"-"`
-	Attempt    int     `db:"attempt" json:"attempt"`
-	StartedAt  int64   `db:"started_at" json:"-"`
-	DurationMS int64   `db:"duration_ms" json:"duration"`
-	StatusCode *int    `db:"status_code" json:"statusCode"`
-	Error      *string `db:"error" json:"error"`
-	// ResponseBody is the start of a failed call's answer (a 5xx, a 429), kept to show why.
-	ResponseBody *string `db:"response_body" json:"responseBody"`
-}
-
 // Task reads one task from the read pool.
-func (s *Store) Task(ctx context.Context, id string) (*Task, error) {
+func (s *Store) Task(ctx context.Context, id string) (*store.Task, error) {
 	return s.readTask(ctx, qTaskByID, id)
 }
 
 // readTask reads the one task query finds, from the read pool.
-func (s *Store) readTask(ctx context.Context, query string, arg any) (*Task, error) {
+func (s *Store) readTask(ctx context.Context, query string, arg any) (*store.Task, error) {
 	st, err := s.rStmt(query)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
-	return scanTask(st.QueryRowContext(ctx, arg))
+	t, err := scanTask(st.QueryRowContext(ctx, arg))
+	return t, classify(err)
 }
 
 // TasksByID reads the tasks with the given ids from the read pool, in no particular order;
 // ids without a task are left out.
-func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*Task, error) {
+func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*store.Task, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -269,7 +190,7 @@ func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*Task, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	ts := make([]*Task, 0, len(ids))
+	ts := make([]*store.Task, 0, len(ids))
 	for rows.Next() {
 		t, err := scanTask(rows)
 		if err != nil {
@@ -281,37 +202,16 @@ func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*Task, error) {
 }
 
 // TaskBySignal finds a task by the SHA-256 of its signal token, from the read pool.
-func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*Task, error) {
+func (s *Store) TaskBySignal(ctx context.Context, hash []byte) (*store.Task, error) {
 	return s.readTask(ctx, qTaskBySignal, hash)
 }
 
 // Attempts lists a task's attempts in order.
-func (s *Store) Attempts(ctx context.Context, taskID string) ([]Attempt, error) {
-	var as []Attempt
+func (s *Store) Attempts(ctx context.Context, taskID string) ([]store.Attempt, error) {
+	var as []store.Attempt
 	err := s.sel(ctx, &as, `select task_id, attempt, started_at, duration_ms, status_code, error, response_body
 		from attempts where task_id = ? order by attempt`, taskID)
 	return as, err
-}
-
-// ListFilter selects tasks for List.
-type ListFilter struct {
-	TeamID        string
-	Statuses      []string
-	CreatedAfter  int64 // ms, 0 = none
-	CreatedBefore int64
-	TargetHost    string
-	ScheduleID    string
-	Limit, Offset int
-	// MaxField, when above 0, bounds what a page holds: a large column (headers, body,
-	// results, progress, signals, error) longer than this many bytes is read as empty
-	// ('{}' for headers, null for the rest) and named in ListedTask.Omitted.
-	MaxField int
-}
-
-// ListedTask is a task of a page, with the columns its page left out.
-type ListedTask struct {
-	Task
-	Omitted string `db:"omitted"` // comma-separated column names, "" when none
 }
 
 // largeColumns are the columns a page may leave out, with what stands in for them.
@@ -339,7 +239,7 @@ func listCols(max int) string {
 }
 
 // List returns one page of a team's tasks, newest first, and the total that match.
-func (s *Store) List(ctx context.Context, f ListFilter) ([]ListedTask, int, error) {
+func (s *Store) List(ctx context.Context, f store.ListFilter) ([]store.ListedTask, int, error) {
 	where := []string{"team_id = ?"}
 	args := []any{f.TeamID}
 	if len(f.Statuses) > 0 {
@@ -368,7 +268,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]ListedTask, int, erro
 	var total int
 	if f.CreatedAfter == 0 && f.CreatedBefore == 0 && f.TargetHost == "" && f.ScheduleID == "" {
 		// Team and status filters only: the in-memory counts know the total.
-		counts := s.StatusCounts(f.TeamID)
+		counts := s.statusCounts(f.TeamID)
 		for st, n := range counts {
 			if len(f.Statuses) == 0 || slices.Contains(f.Statuses, st) {
 				total += int(n)
@@ -377,7 +277,7 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]ListedTask, int, erro
 	} else if err := s.get(ctx, &total, `select count(*) from tasks where `+cond, args...); err != nil {
 		return nil, 0, fmt.Errorf("count tasks: %w", err)
 	}
-	var tasks []ListedTask
+	var tasks []store.ListedTask
 	cols := taskCols + `, '' as omitted`
 	if f.MaxField > 0 {
 		cols = listCols(f.MaxField)
@@ -389,16 +289,10 @@ func (s *Store) List(ctx context.Context, f ListFilter) ([]ListedTask, int, erro
 	return tasks, total, nil
 }
 
-// Timer is a task's durable due time.
-type Timer struct {
-	ID    string `db:"id"`
-	DueAt int64  `db:"due_at"`
-}
-
 // DueBefore pages through the timer index: timers with (due_at, id) after the cursor and
 // due_at < until, in due order, at most limit. It reads only the partial index.
-func (s *Store) DueBefore(ctx context.Context, afterDue int64, afterID string, until int64, limit int) ([]Timer, error) {
-	var ts []Timer
+func (s *Store) DueBefore(ctx context.Context, afterDue int64, afterID string, until int64, limit int) ([]store.Timer, error) {
+	var ts []store.Timer
 	err := s.sel(ctx, &ts, `select id, due_at from tasks indexed by tasks_due_at_idx
 		where due_at is not null and due_at < ? and (due_at > ? or (due_at = ? and id > ?))
 		order by due_at, id limit ?`, until, afterDue, afterDue, afterID, limit)
@@ -416,14 +310,14 @@ func (t *Tx) PruneTasks(teamID string, cutoff int64, limit int) (int, error) {
 	var rows []struct {
 		Status string `db:"status"`
 	}
-	err := t.Select(&rows, `delete from tasks where id in (select id from tasks
+	err := t.sel(&rows, `delete from tasks where id in (select id from tasks
 		where team_id = ? and completed_at is not null and completed_at < ? and due_at is null
 		and status in ('completed', 'failed', 'timeout', 'cancelled') limit ?) returning status`, teamID, cutoff, limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune tasks: %w", err)
 	}
 	for _, r := range rows {
-		t.CountDeleted(teamID, r.Status, 1)
+		t.countDeleted(teamID, r.Status, 1)
 	}
 	return len(rows), nil
 }

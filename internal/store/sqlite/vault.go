@@ -1,23 +1,15 @@
-package store
+package sqlite
 
 import (
 	"context"
 	"fmt"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
-// VaultToken is a sealed secret of the Token Vault.
-type VaultToken struct {
-	ID        string `db:"id"`
-	TeamID    string `db:"team_id"`
-	Name      string `db:"name"`
-	Sealed    []byte `db:"sealed"`
-	CreatedAt int64  `db:"created_at"`
-	DeletedAt *int64 `db:"deleted_at"`
-}
-
 // InsertVaultToken stores a sealed token.
-func (t *Tx) InsertVaultToken(v *VaultToken) error {
-	_, err := t.NamedExec(`insert into vault_tokens (id, team_id, name, sealed, created_at)
+func (t *Tx) InsertVaultToken(v *store.VaultToken) error {
+	_, err := t.namedExec(`insert into vault_tokens (id, team_id, name, sealed, created_at)
 		values (:id, :team_id, :name, :sealed, :created_at)`, v)
 	if err != nil {
 		return fmt.Errorf("insert vault token: %w", err)
@@ -28,7 +20,7 @@ func (t *Tx) InsertVaultToken(v *VaultToken) error {
 // DeleteVaultToken forgets a token's value (the row stays, so references to it can say
 // "deleted"); it reports whether a live token of the team was found.
 func (t *Tx) DeleteVaultToken(teamID, id string, now int64) (bool, error) {
-	res, err := t.Exec(`update vault_tokens set deleted_at = ?, sealed = x'' where id = ? and team_id = ? and deleted_at is null`,
+	res, err := t.exec(`update vault_tokens set deleted_at = ?, sealed = x'' where id = ? and team_id = ? and deleted_at is null`,
 		now, id, teamID)
 	if err != nil {
 		return false, fmt.Errorf("delete vault token: %w", err)
@@ -38,8 +30,8 @@ func (t *Tx) DeleteVaultToken(teamID, id string, now int64) (bool, error) {
 }
 
 // VaultToken reads one token of a team (live or deleted).
-func (s *Store) VaultToken(ctx context.Context, teamID, id string) (*VaultToken, error) {
-	var v VaultToken
+func (s *Store) VaultToken(ctx context.Context, teamID, id string) (*store.VaultToken, error) {
+	var v store.VaultToken
 	if err := s.get(ctx, &v, `select * from vault_tokens where id = ? and team_id = ?`, id, teamID); err != nil {
 		return nil, err
 	}
@@ -47,8 +39,8 @@ func (s *Store) VaultToken(ctx context.Context, teamID, id string) (*VaultToken,
 }
 
 // VaultTokens lists a team's live tokens, newest first.
-func (s *Store) VaultTokens(ctx context.Context, teamID string) ([]VaultToken, error) {
-	var vs []VaultToken
+func (s *Store) VaultTokens(ctx context.Context, teamID string) ([]store.VaultToken, error) {
+	var vs []store.VaultToken
 	err := s.sel(ctx, &vs, `select * from vault_tokens where team_id = ? and deleted_at is null order by created_at desc`, teamID)
 	return vs, err
 }
