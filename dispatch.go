@@ -696,23 +696,10 @@ func resultJSON(res *outbound.Response) string {
 		}
 		cr.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
 	}
-	return string(cr.appendJSON(make([]byte, 0, 256+len(res.Body))))
-}
-
-// appendJSON encodes the result as encoding/json would (FuzzCallResultJSON checks it).
-func (cr *callResult) appendJSON(b []byte) []byte {
-	b = append(b, `{"statusCode":`...)
-	b = strconv.AppendInt(b, int64(cr.StatusCode), 10)
-	b = append(b, `,"headers":`...)
-	b = appendStringMap(b, cr.Headers)
-	b = append(b, `,"body":`...)
-	b = appendJSONString(b, cr.Body)
-	b = append(b, `,"duration":`...)
-	b = strconv.AppendInt(b, cr.Duration, 10)
-	if cr.Truncated {
-		b = append(b, `,"truncated":true`...)
-	}
-	return append(b, '}')
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer putEncodeBuffer(buf)
+	json.NewEncoder(buf).Encode(&cr) // numbers, strings and a map of strings: it cannot fail
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}))
 }
 
 // MaxAttemptBody caps the answer kept with a failed attempt.

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
+
 	"github.com/asyncqueue/asyncqueue/internal/outbound"
 	"github.com/asyncqueue/asyncqueue/internal/providers"
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -42,14 +44,10 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 	}
 	hasConfig := len(pollConfig) > 0 && string(pollConfig) != "null" // null: as if absent, like provider
 	if hasConfig {
-		// A pollConfig on top of a provider overrides the template's fields it names.
-		dec := json.NewDecoder(bytes.NewReader(pollConfig))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cfg); err != nil {
-			if e, ok := jsonError(err).(*Error); ok {
-				return nil, nil, badRequest("pollConfig: %s", e.Message)
-			}
-			return nil, nil, badRequest("pollConfig must be an object")
+		// A pollConfig on top of a provider overrides the template's fields it names; a
+		// member given as null keeps the template's value.
+		if err := decodeMember(pollConfig, "pollConfig", &cfg, jsonv1.MergeWithLegacySemantics(true)); err != nil {
+			return nil, nil, err
 		}
 	}
 	if providerID == nil && !hasConfig {
@@ -67,7 +65,9 @@ func pollSettings(provider, pollConfig json.RawMessage) (*string, *string, error
 // host is written out, as to targetUrl: a literal blocked address is 422 at create.
 func (a *App) checkPollHosts(stored string) error {
 	var cfg providers.PollConfig
-	json.Unmarshal([]byte(stored), &cfg)
+	if err := json.Unmarshal([]byte(stored), &cfg); err != nil {
+		return err // written by pollSettings just before: not the caller's doing
+	}
 	for _, f := range []struct{ name, tmpl string }{
 		{"pollConfig.urlTemplate", cfg.URLTemplate}, {"pollConfig.resultUrlTemplate", cfg.ResultURLTemplate},
 	} {

@@ -182,7 +182,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 
 	srv := newHTTPServer(app.routes(), log)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(stampArrivals(ln)) }()
+	go func() { errc <- srv.Serve(ln) }()
 	if c.PprofAddr != "" {
 		go func() {
 			mux := http.NewServeMux()
@@ -285,7 +285,6 @@ Use it as:
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ConnContext:       arrivalContext,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second, // long polls hold up to 25 s; SSE streams extend their own deadline

@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -161,218 +159,31 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// writeJSON answers with v as encoding/json writes it, and a newline. Nothing is sent when v
+// does not encode: the error is the caller's to answer.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
-	var b []byte
-	var err error
-	if r, ok := v.(taskResponse); ok { // the most frequent answer, encoded by hand
-		b, err = r.appendJSON(make([]byte, 0, 1024))
-	} else {
-		b, err = json.Marshal(v)
-	}
-	if err != nil {
+	buf := encodeBuffers.Get().(*bytes.Buffer)
+	defer putEncodeBuffer(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil { // Encode adds the newline
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(buf.Bytes())
 	return nil
 }
 
-// decodeJSON reads a JSON body into v, refusing unknown fields and trailing data,
-// with errors that name the field to fix.
-func decodeJSON(r *http.Request, v any) error {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return err
-	}
-	return decodeBytes(b, v)
-}
+// encodeBuffers hold answers while they are encoded, so that an answer is not copied out of
+// the encoder before it is written.
+var encodeBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-func decodeBytes(b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return errorf(http.StatusBadRequest, "Request body must be a JSON object")
+func putEncodeBuffer(b *bytes.Buffer) {
+	if b.Cap() > 64<<10 { // a rare large answer: not kept
+		return
 	}
-	if err := checkDepth(b); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if len(bytes.TrimLeft(b[dec.InputOffset():], " \t\r\n")) > 0 {
-		return errorf(http.StatusBadRequest, "Request body must hold one JSON object, found more after it")
-	}
-	return exactFields(b, v)
-}
-
-// MaxJSONDepth is how deeply a request body's JSON may nest, counting the body's own object:
-// what the API stores it serves back, and clients with recursive parsers (Python's json,
-// many others) fail on a few thousand levels.
-const MaxJSONDepth = 64
-
-var errTooDeep = errorf(http.StatusBadRequest, "JSON nests deeper than %d levels; flatten it", MaxJSONDepth)
-
-// checkDepth refuses JSON that nests deeper than MaxJSONDepth; it does not validate the rest.
-func checkDepth(b []byte) error {
-	depth := 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '{', '[':
-			if depth++; depth > MaxJSONDepth {
-				return errTooDeep
-			}
-		case '}', ']':
-			depth--
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++ // the escaped byte, which may be a quote
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// exactFields refuses top-level keys that match a field only case-insensitively
-// (encoding/json would accept "targetURL" for "targetUrl"), so spelling is exact.
-func exactFields(b []byte, v any) error {
-	rt := reflect.TypeOf(v)
-	for rt.Kind() == reflect.Pointer {
-		rt = rt.Elem()
-	}
-	if rt.Kind() != reflect.Struct {
-		return nil
-	}
-	known := jsonFieldNames(rt)
-	var unknown []byte
-	if topLevelKeys(b, func(k []byte) bool {
-		if !known[string(k)] {
-			unknown = k
-		}
-		return unknown == nil
-	}) {
-		if unknown != nil {
-			return errorf(http.StatusBadRequest, "Unknown field %q (check its spelling; field names are case-sensitive)", unknown)
-		}
-		return nil
-	}
-	// A key with an escape or a non-ASCII byte: let the decoder spell it out. Only the
-	// top-level keys matter: read them and skip their values.
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		if k, _ := tok.(string); !known[k] {
-			return errorf(http.StatusBadRequest, "Unknown field %q (check its spelling; field names are case-sensitive)", k)
-		}
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return nil
-		}
-	}
-	return nil
-}
-
-// topLevelKeys calls f with each key of the JSON object in b, which must be valid JSON
-// (decoded already), until f returns false. It reports false, having stopped, at a key
-// holding an escape or a non-ASCII byte, whose spelling only a decoder can tell.
-func topLevelKeys(b []byte, f func(key []byte) bool) bool {
-	depth := 0
-	expectKey := false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; c {
-		case '{', '[':
-			depth++
-			expectKey = depth == 1 && c == '{'
-		case '}', ']':
-			depth--
-		case ',':
-			expectKey = depth == 1
-		case '"':
-			start := i + 1
-			plain := true
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					plain = false
-					i++ // skip the escaped byte, which may be a quote
-				} else if b[i] >= 0x80 {
-					plain = false
-				}
-			}
-			if expectKey {
-				expectKey = false
-				if !plain {
-					return false
-				}
-				if !f(b[start:i]) {
-					return true
-				}
-			}
-		}
-	}
-	return true
-}
-
-var fieldNames sync.Map // reflect.Type → map[string]bool
-
-// jsonFieldNames is the set of JSON names of a struct type's fields.
-func jsonFieldNames(rt reflect.Type) map[string]bool {
-	if m, ok := fieldNames.Load(rt); ok {
-		return m.(map[string]bool)
-	}
-	known := map[string]bool{}
-	for i := range rt.NumField() {
-		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
-		known[name] = true
-	}
-	fieldNames.Store(rt, known)
-	return known
-}
-
-func jsonError(err error) error {
-	var ute *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &ute):
-		if ute.Field == "" {
-			return errorf(http.StatusBadRequest, "Request body must be a JSON object, not %s", ute.Value)
-		}
-		return errorf(http.StatusBadRequest, "%s must be %s, not %s", ute.Field, typeName(ute.Type.String()), ute.Value)
-	case errors.As(err, &se):
-		return errorf(http.StatusBadRequest, "Invalid JSON at byte %d: %s", se.Offset, se.Error())
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return errorf(http.StatusBadRequest, "Unknown field %s (check its spelling; field names are case-sensitive)", f)
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return errorf(http.StatusBadRequest, "Invalid JSON: the body ends too early")
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return err
-	}
-	return errorf(http.StatusBadRequest, "Invalid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-func typeName(goType string) string {
-	switch {
-	case strings.Contains(goType, "float"), strings.Contains(goType, "int"):
-		return "a number"
-	case strings.Contains(goType, "bool"):
-		return "true or false"
-	case strings.Contains(goType, "map"):
-		return "an object"
-	case strings.Contains(goType, "string"):
-		return "a string"
-	}
-	return "of another type"
+	b.Reset()
+	encodeBuffers.Put(b)
 }
 
 // hexSecret is any run of 64 hex digits: the shape of signal tokens and callback ids.
@@ -409,9 +220,12 @@ func redactPrefixes(p string) string {
 	return p
 }
 
+// statusRecorder is the writer every request is answered through: it keeps the status for
+// the log and the metrics, and when the request reached the server.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status  int
+	arrived time.Time
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -421,10 +235,25 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// arrived is when the request answered through w reached the server: the time its first
+// handler started, the same on every system. Without a recorder in w it is now.
+func arrived(w http.ResponseWriter) time.Time {
+	for {
+		switch u := w.(type) {
+		case *statusRecorder:
+			return u.arrived
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = u.Unwrap()
+		default:
+			return time.Now()
+		}
+	}
+}
+
 func (a *App) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, arrived: start}
 		next.ServeHTTP(rec, r)
 		a.metrics.httpReqs.WithLabelValues(strconv.Itoa(rec.status/100) + "xx").Inc()
 		a.log.Debug("request", "method", r.Method, "path", redactPath(r.URL.Path), "status", rec.status,

@@ -428,7 +428,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		a.metrics.created.WithLabelValues(outcome).Inc()
 	}()
 	teamID := teamOf(r)
-	now := arrived(r) // the creation time, and what a delay counts from (arrival.go)
+	now := arrived(w) // the creation time, and what a delay counts from
 	raw, err := readBody(r)
 	if err != nil {
 		return err
@@ -668,7 +668,7 @@ func (a *App) listTasks(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, `{"pagination":%s,"tasks":[`, page)
 	for i := range tasks {
-		item := listedTask{plainTask: plainTask(*a.taskJSON(&tasks[i].Task))}
+		item := listedTask{TaskJSON: *a.taskJSON(&tasks[i].Task)}
 		for _, col := range strings.Split(tasks[i].Omitted, ",") {
 			if name := omittedFields[col]; name != "" {
 				item.Omitted = append(item.Omitted, name)
@@ -708,13 +708,9 @@ type pagination struct {
 	HasMore bool `json:"hasMore"`
 }
 
-// plainTask is TaskJSON without its hand-written encoder, so encoding/json and the struct
-// tags encode it (with the fields a list item adds).
-type plainTask TaskJSON
-
 // listedTask is an item of GET /v1/tasks: the task, and the fields left out of it.
 type listedTask struct {
-	plainTask
+	TaskJSON
 	Omitted []string `json:"omitted,omitempty"`
 }
 
