@@ -271,8 +271,8 @@ func (s *admin) fail(w http.ResponseWriter, r *http.Request, sess *session, err 
 	s.render(w, r, e.Status, "error", &view{Title: http.StatusText(e.Status), Sess: sess, Err: e.Message})
 }
 
-// refusal is err when it is an *Error a user can act on (below 500), else nil.
-func refusal(err error) *Error {
+// clientError is err when it is an *Error a user can act on (below 500), else nil.
+func clientError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) && e.Status < http.StatusInternalServerError {
 		return e

@@ -129,7 +129,7 @@ func (s *admin) createVaultToken(w http.ResponseWriter, r *http.Request, sess *s
 	name := strings.ToValidUTF8(strings.TrimSpace(r.PostFormValue("name")), "\uFFFD")
 	value := strings.ToValidUTF8(r.PostFormValue("value"), "\uFFFD")
 	if _, err := s.a.storeToken(r.Context(), sess.TeamID, name, value); err != nil {
-		if e := refusal(err); e != nil {
+		if e := clientError(err); e != nil {
 			return s.showVault(w, r, sess, e.Status, "", e.Message, name)
 		}
 		return err
@@ -142,7 +142,7 @@ func (s *admin) createVaultToken(w http.ResponseWriter, r *http.Request, sess *s
 // DELETE /v1/tokens/{id}.
 func (s *admin) deleteVaultToken(w http.ResponseWriter, r *http.Request, sess *session) error {
 	if err := s.a.destroyToken(r.Context(), sess.TeamID, r.PathValue("id")); err != nil {
-		if e := refusal(err); e != nil {
+		if e := clientError(err); e != nil {
 			return s.showVault(w, r, sess, e.Status, "", e.Message, "")
 		}
 		return err

@@ -195,7 +195,7 @@ func (s *admin) scheduleAction(w http.ResponseWriter, r *http.Request, sess *ses
 		err = act(r.Context(), sc)
 	}
 	if err != nil {
-		e := refusal(err)
+		e := clientError(err)
 		switch {
 		case e == nil:
 			return err

@@ -315,7 +315,7 @@ func (s *admin) bulkAction(w http.ResponseWriter, r *http.Request, sess *session
 		switch {
 		case err == nil:
 			done++
-		case refusal(err) != nil:
+		case clientError(err) != nil:
 			refused++ // it changed in the meantime
 		default:
 			return err
@@ -470,7 +470,7 @@ func (s *admin) taskAction(w http.ResponseWriter, r *http.Request, sess *session
 		return errorf(http.StatusNotFound, "There is no action %q", action)
 	}
 	if err != nil {
-		e := refusal(err)
+		e := clientError(err)
 		switch {
 		case e == nil:
 			return err

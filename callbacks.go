@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/keys"
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -59,7 +58,8 @@ func (a *App) withCallbackURL(t *store.Task, s string) string {
 }
 
 // callback is POST /v1/callbacks/{id}: a provider reports that the work is done. Any JSON
-// body completes the task; no API key, the id is the credential.
+// body completes the task, the way a signal does (applySignal); no API key, the id is the
+// credential.
 func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if !keys.ValidToken(id) {
@@ -89,39 +89,8 @@ func (a *App) callback(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil {
 			return err
 		}
-		if err := a.expireIfDue(tx, t, time.Now()); err != nil {
-			return err
-		}
-		from := t.Status
-		switch t.Status {
-		case store.StatusWaiting, store.StatusPolling:
-			a.resolve(t, sig, string(canon), time.Now())
-			if err := tx.UpdateTask(t, from); err != nil {
-				return err
-			}
-			if err := tx.InsertEvent(t.ID, store.NowMS(), "callback", &cb); err != nil {
-				return err
-			}
-			tx.AfterCommit(func() { a.scheduled(t) })
-			out = &signalOutcome{status: http.StatusOK, task: t}
-			return nil
-		case store.StatusPending, store.StatusDelayed, store.StatusProcessing:
-			if t.BufferedSignal != nil {
-				return errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s); a callback is already kept for it", a.sched.view(t).Status)
-			}
-			c := string(canon)
-			t.BufferedSignal = &c
-			if err := tx.UpdateTask(t, from); err != nil {
-				return err
-			}
-			if err := tx.InsertEvent(t.ID, store.NowMS(), "callback.buffered", &cb); err != nil {
-				return err
-			}
-			out = &signalOutcome{status: http.StatusAccepted, task: t}
-			return nil
-		}
-		out = &signalOutcome{refused: errorf(http.StatusConflict, "Task is not in waiting/polling state (current: %s)", a.sched.view(t).Status)}
-		return nil
+		out, err = a.applySignal(tx, t, sig, string(canon), byCallback, &cb)
+		return err
 	})
 	if err != nil {
 		return err

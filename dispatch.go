@@ -276,16 +276,13 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 			// loader has moved past them, so queue them again, or they would wait for a
 			// restart. A timer the task got meanwhile is newer and stays.
 			a.log.Error("fire timers; trying again in a second", "err", err, "timers", len(batch))
-			retry := time.Now().Add(fireRetry)
+			retry := time.Now().Add(retryPause)
 			for _, e := range batch {
 				a.sched.timers.PushIfAbsent(e.ID, retry)
 			}
 		}
 	}
 }
-
-// fireRetry is how long timers whose fire write failed wait before they fire again.
-const fireRetry = time.Second
 
 // callFirst starts the delayed tasks among es that fell due, those whose flow may start a
 // call at once (scheduler.tryStart), without writing a claim first: a call starts at once, and one write records claim and
@@ -363,111 +360,29 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 
 func (d *dispatcher) fireOne(tx store.Tx, id string, now time.Time) error {
 	a := d.a
-	nowMS := now.UnixMilli()
 	t, err := tx.Task(id)
 	if store.IsNotFound(err) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	if t.DueAt == nil || *t.DueAt > nowMS {
-		return nil // stale: the task has no timer now, or a later one that is queued on its own
-	}
 	from := t.Status
-	switch {
-	case t.Status == store.StatusPending:
+	switch timerFired(t, now) {
+	case timerStale:
+		return nil // the task has no timer now, or a later one that is queued on its own
+	case timerQueued:
 		tx.AfterCommit(func() { a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt)) })
 		return nil
-	case t.Status == store.StatusDelayed:
-		t.Status = store.StatusPending
-	case a.timeoutDue(t, now):
-		a.applyTimeout(t, now)
-	case t.Status == store.StatusPolling:
-		// Lease the poll: after a crash mid-poll the timer fires again on restart.
-		lease := min(*t.ExpiresAt, now.Add(time.Duration(t.TimeoutMS)*time.Millisecond+5*time.Second).UnixMilli())
-		t.DueAt = &lease
+	case timerPoll:
 		tx.AfterCommit(func() {
 			d.spawn(func() { d.poll(t) })
 		})
-	case store.Terminal(t.Status) && t.OnComplete != nil:
-		// Lease the delivery: if we crash mid-delivery, the timer fires again after restart.
-		lease := now.Add(webhookLease).UnixMilli()
-		t.DueAt = &lease
+	case timerWebhook:
 		completedAt := t.CompletedAt
 		tx.AfterCommit(func() {
 			d.spawn(func() { d.deliverWebhook(t, completedAt) })
 		})
-	default:
-		return nil
 	}
-	if err := tx.UpdateTask(t, from); err != nil {
-		return err
-	}
-	tx.AfterCommit(func() { a.scheduled(t) })
-	return nil
-}
-
-// webhookArmed reports whether t was just finished (finish) and its completion webhook
-// leased: pending, never attempted, due exactly one lease after its completion. A lease
-// taken again by a timer, or a delivery's outcome, differs.
-func webhookArmed(t *store.Task) bool {
-	return store.Terminal(t.Status) && t.OnComplete != nil && t.CompletedAt != nil && t.DueAt != nil &&
-		*t.DueAt == *t.CompletedAt+webhookLease.Milliseconds() && *t.OnComplete == webhookArmedState
-}
-
-// claim marks t as taken for a call, as store.Tx.ClaimTask does in SQL, for a task handed
-// to a worker from memory: written claimed with its insert, or called before its claim is
-// written (callFirst, and how inflight.view shows it meanwhile).
-func claim(t *store.Task, nowMS int64) {
-	t.Status = store.StatusProcessing
-	t.Attempts++
-	if t.StartedAt == nil {
-		t.StartedAt = &nowMS
-	}
-	t.DueAt = nil
-}
-
-// timeoutDue reports whether a waiting or polling task's deadline has come: maxWaitTime or
-// the heartbeat deadline for waiting tasks, maxDuration for polling ones.
-func (a *App) timeoutDue(t *store.Task, now time.Time) bool {
-	ms := now.UnixMilli()
-	switch t.Status {
-	case store.StatusWaiting:
-		return t.DueAt != nil && *t.DueAt <= ms
-	case store.StatusPolling:
-		return t.ExpiresAt != nil && *t.ExpiresAt <= ms
-	}
-	return false
-}
-
-// applyTimeout ends a task whose deadline has come. The caller writes t.
-func (a *App) applyTimeout(t *store.Task, now time.Time) {
-	var msg string
-	switch {
-	case t.Status == store.StatusPolling:
-		var limit float64
-		if t.ExpiresAt != nil && t.WaitingSince != nil {
-			limit = float64(*t.ExpiresAt-*t.WaitingSince) / 1000
-		}
-		msg = fmt.Sprintf("Polling did not finish within maxDuration (%gs)", limit)
-	case t.ExpiresAt != nil && now.UnixMilli() >= *t.ExpiresAt:
-		msg = fmt.Sprintf("No signal received within maxWaitTime (%gs)", float64(t.MaxWaitMS)/1000)
-	default:
-		msg = "Heartbeat timeout"
-	}
-	t.Error = &msg
-	a.finish(t, store.StatusTimeout, now)
-}
-
-// expireIfDue applies a deadline that has passed but whose timer has not fired yet, inside
-// the caller's write: a signal, heartbeat, callback or cancel that comes after the deadline
-// finds the task timed out, whatever the timer queue's backlog.
-func (a *App) expireIfDue(tx store.Tx, t *store.Task, now time.Time) error {
-	if !a.timeoutDue(t, now) {
-		return nil
-	}
-	from := t.Status
-	a.applyTimeout(t, now)
 	if err := tx.UpdateTask(t, from); err != nil {
 		return err
 	}
@@ -508,7 +423,7 @@ func (d *dispatcher) claimLoop() {
 				if d.runCtx.Err() == nil {
 					a.log.Error("claim tasks", "err", err, "tasks", len(items))
 					// Still pending on disk; offer them again once the database recovers.
-					time.AfterFunc(time.Second, func() {
+					d.retryLater(d.claimCtx, func() {
 						for _, it := range items {
 							a.sched.push(it.id, it.flow, it.priority, it.due)
 						}
@@ -553,7 +468,7 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 		if onDisk != nil && d.runCtx.Err() == nil {
 			// Nothing was called or written: let the task go and try again shortly.
 			a.sched.calls.endCall(t.ID)
-			a.sched.timers.Push(t.ID, time.Now().Add(time.Second))
+			a.sched.timers.Push(t.ID, time.Now().Add(retryPause))
 		}
 		return err
 	}
@@ -585,28 +500,6 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 	// The call does not wait for the outcome's commit: the write joins a group commit.
 	d.record(t, onDisk, f, started, res, callErr, wait)
 	return nil
-}
-
-// MaxRetryAfter caps how long a target's Retry-After can hold a task and pause its flow.
-const MaxRetryAfter = time.Hour
-
-// retryAfter is how long a 429 or 503 answer asks the caller to wait (its Retry-After, in
-// seconds or as an HTTP date, capped at MaxRetryAfter); 0 for any other answer.
-func retryAfter(res *outbound.Response, now time.Time) time.Duration {
-	if res == nil || (res.StatusCode != http.StatusTooManyRequests && res.StatusCode != http.StatusServiceUnavailable) {
-		return 0
-	}
-	v := strings.TrimSpace(res.Header.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(min(max(n, 0), int64(MaxRetryAfter/time.Second))) * time.Second
-	} else if at, err := http.ParseTime(v); err == nil {
-		d = at.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
 }
 
 // call makes the task's HTTP request.
@@ -667,13 +560,9 @@ func (d *dispatcher) interrupted(t, onDisk *store.Task) error {
 	}
 	return d.a.store.Write(context.Background(), func(tx store.Tx) error {
 		cur, err := tx.Task(t.ID)
-		if err != nil || cur.Status != store.StatusProcessing {
+		if err != nil || !unclaim(cur, store.NowMS()) {
 			return err
 		}
-		now := store.NowMS()
-		cur.Status = store.StatusPending
-		cur.Attempts--
-		cur.DueAt = &now
 		return tx.UpdateTask(cur, store.StatusProcessing)
 	})
 }
@@ -717,39 +606,14 @@ func failedBody(b []byte) *string {
 	return &s
 }
 
-// Backoff is the wait before retry n (1-based): exponential 1, 2, 4, 8… s; linear 1, 2, 3… s.
-func Backoff(kind string, n int) time.Duration {
-	if kind == "linear" {
-		return time.Duration(n) * time.Second
-	}
-	return time.Second << min(n-1, 20)
-}
-
-// record queues the write that stores an attempt and moves the task on: answered →
-// completed or waiting; failed → retry after the backoff, or failed after the last retry.
-// The write is retried while the database refuses it, so the task does not stay processing
-// until a restart.
+// record queues the write that stores an attempt and moves the task on (judgeCall,
+// afterCall). The write is retried while the database refuses it, so the task does not
+// stay processing until a restart.
 func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time, res *outbound.Response, callErr error, wait time.Duration) {
 	a := d.a
 	dur := time.Since(started)
-	// 429 and 503 are the target asking to be called again later, not an answer (SPEC §3.3).
-	answered := callErr == nil && res.StatusCode < 500 && res.StatusCode != http.StatusTooManyRequests
-	var errMsg string
-	var perm *permanentError
-	permanent := errors.As(callErr, &perm)
-	switch {
-	case permanent:
-		errMsg = perm.msg
-	case callErr != nil:
-		errMsg = outbound.DescribeError(callErr, time.Duration(t.TimeoutMS)*time.Millisecond)
-	case res.StatusCode == http.StatusTooManyRequests:
-		errMsg = fmt.Sprintf("Target busy: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
-	case !answered:
-		errMsg = fmt.Sprintf("Server error: HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
-	}
-	if wait > 0 {
-		errMsg += fmt.Sprintf(" (Retry-After: %gs)", wait.Round(time.Second).Seconds())
-	}
+	v := judgeCall(res, callErr, time.Duration(t.TimeoutMS)*time.Millisecond, wait)
+	errMsg := v.err
 	a.sched.noteError(f, errMsg)
 	a.observeCall(t, res, callErr, errMsg, dur)
 	orig := *t    // as claimed
@@ -779,7 +643,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 		}
 		t := orig
 		t.BufferedSignal = nil
-		d.outcome(&t, res, answered, permanent, errMsg, wait, now)
+		afterCall(&t, res, v, wait, now)
 		// Only an early signal can change a task while its call is in flight. Usually none
 		// came: one guarded update. Otherwise read it and decide again.
 		err := tx.UpdateTaskNoSignal(disk, &t)
@@ -789,7 +653,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 			}
 			t2 := orig
 			t2.BufferedSignal = t.BufferedSignal
-			d.outcome(&t2, res, answered, permanent, errMsg, wait, now)
+			afterCall(&t2, res, v, wait, now)
 			t = t2
 			err = tx.UpdateTask(&t, disk.Status)
 		}
@@ -805,7 +669,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 }
 
 // writeRetrying queues a write without waiting for it. While the database refuses it (disk
-// full) it is queued again every second; at shutdown it is dropped, for the restart's
+// full) it is queued again after retryPause; at shutdown it is dropped, for the restart's
 // recovery to handle.
 func (d *dispatcher) writeRetrying(taskID string, fn func(store.Tx) error) {
 	d.a.store.WriteAsync(fn, func(err error) {
@@ -813,56 +677,28 @@ func (d *dispatcher) writeRetrying(taskID string, fn func(store.Tx) error) {
 			return
 		}
 		d.a.log.Error("record callback outcome; retrying", "task", taskID, "err", err)
-		d.spawn(func() {
-			select {
-			case <-d.callCtx.Done():
-			case <-time.After(time.Second):
-				d.writeRetrying(taskID, fn)
-			}
-		})
+		d.retryLater(d.callCtx, func() { d.writeRetrying(taskID, fn) })
 	})
 }
 
-// outcome moves a processing task on after its call: answered → completed, waiting or
-// polling (or straight to the state a buffered signal asks for); failed → retry after the
-// backoff, or failed after the last retry.
-func (d *dispatcher) outcome(t *store.Task, res *outbound.Response, answered, permanent bool, errMsg string, wait time.Duration, now time.Time) {
-	a := d.a
-	switch {
-	case answered && (t.PollConfig != nil || t.WaitForSignal || t.CallbackNonce != nil):
-		// The call started the work; the task goes on waiting or polling, unless a signal
-		// or provider callback already came, which settles it now.
-		r := resultJSON(res)
-		t.StartResult = &r
-		t.Error = nil // an earlier attempt's failure is over
-		switch {
-		case t.BufferedSignal != nil:
-			var sig signalBody
-			if err := t.DecodeJSON("buffered_signal", &sig); err != nil {
-				a.log.Error("apply the buffered signal", "err", err)
-			}
-			a.resolve(t, &sig, *t.BufferedSignal, now)
-		case t.PollConfig != nil:
-			a.startPolling(t, now)
-		default:
-			a.startWaiting(t, now)
+// retryPause is how long work the database refused (a full disk, an I/O error) waits
+// before it is tried again: an outcome's write, a claim, a timer's fire or a call whose
+// team could not be read.
+const retryPause = time.Second
+
+// retryLater runs f after retryPause on a goroutine the shutdown drain waits for; it is
+// dropped once ctx is done (the drain's stage that f belongs to), for the restart to pick
+// up from the database.
+func (d *dispatcher) retryLater(ctx context.Context, f func()) {
+	d.spawn(func() {
+		t := time.NewTimer(retryPause)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			f()
 		}
-	case answered:
-		r := resultJSON(res)
-		t.Result = &r
-		t.Error = nil
-		a.finish(t, store.StatusCompleted, now)
-	case t.RetryCount < t.MaxRetries && !permanent:
-		t.RetryCount++
-		t.Error = &errMsg
-		t.Status = store.StatusDelayed
-		due := now.Add(max(Backoff(t.RetryBackoff, t.RetryCount), wait)).UnixMilli()
-		t.DueAt = &due
-	default:
-		// A buffered signal stays recorded on the task but is not applied.
-		t.Error = &errMsg
-		a.finish(t, store.StatusFailed, now)
-	}
+	})
 }
 
 // observeCall counts and logs one call of a task's target.
@@ -871,14 +707,8 @@ func (a *App) observeCall(t *store.Task, res *outbound.Response, callErr error, 
 	switch {
 	case res != nil:
 		status = res.StatusCode
-	case outbound.IsBlocked(callErr):
-		class = "blocked"
-	case strings.HasPrefix(errMsg, "Request timeout"):
-		class = "timeout"
-	case strings.HasPrefix(errMsg, "Network error"):
-		class = "network"
 	default:
-		class = "error"
+		class = callClass(callErr)
 	}
 	a.metrics.callback(status, class, dur)
 	if a.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -887,22 +717,22 @@ func (a *App) observeCall(t *store.Task, res *outbound.Response, callErr error, 
 	}
 }
 
-// startWaiting parks an answered wait/signal task until a signal or its deadline.
-func (a *App) startWaiting(t *store.Task, now time.Time) {
-	ms := now.UnixMilli()
-	exp := ms + t.MaxWaitMS
-	t.Status = store.StatusWaiting
-	t.WaitingSince = &ms
-	t.ExpiresAt = &exp
-	t.DueAt = &exp
-	if t.HeartbeatTimeoutMS != nil {
-		hb := min(exp, ms+*t.HeartbeatTimeoutMS)
-		t.DueAt = &hb
+// callClass is the metric label of a call that ended without an answer, by the type of its
+// error, in the order outbound.DescribeError reads them.
+func callClass(err error) string {
+	if _, ok := errors.AsType[*permanentError](err); ok {
+		return "error" // a deleted vault token, an invalid URL: nothing was sent
 	}
+	switch {
+	case outbound.IsBlocked(err):
+		return "blocked"
+	case outbound.IsTimeout(err):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "error"
+	}
+	return "network"
 }
-
-// webhookState is the task's onComplete field.
-type webhookState = store.Webhook
 
 // deliverWebhook POSTs the task's terminal event to onCompleteUrl and records the outcome.
 func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
@@ -916,8 +746,7 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 	}
 	ctx, cancel := context.WithTimeout(d.callCtx, WebhookTimeout)
 	defer cancel()
-	var errMsg string
-	permanent := false // a 4xx answer: retrying will not help
+	var res *outbound.Response
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.OnCompleteURL, bytes.NewReader(payload))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -925,19 +754,12 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		req.Header.Set("X-AsyncQueue-Event", event)
 		id := fmt.Sprintf("%s:%s:%d", t.ID, event, valueOr(completedAt))
 		signing.Headers(req.Header, team.Secrets(store.NowMS()), id, time.Now(), payload)
-		var res *outbound.Response
 		res, err = a.out.Do(req)
-		if err == nil && (res.StatusCode < 200 || res.StatusCode > 299) {
-			errMsg = fmt.Sprintf("HTTP %d - %s", res.StatusCode, http.StatusText(res.StatusCode))
-			permanent = res.StatusCode < 500
-		}
 	}
-	if err != nil {
-		if d.callCtx.Err() != nil {
-			return // shutting down: the lease makes the timer fire again after restart
-		}
-		errMsg = outbound.DescribeError(err, WebhookTimeout)
+	if err != nil && d.callCtx.Err() != nil {
+		return // shutting down: the lease makes the timer fire again after restart
 	}
+	errMsg, permanent := judgeWebhook(res, err)
 	outcome := "" // for the metric, counted once the write is durable
 	werr := a.store.Write(context.Background(), func(tx store.Tx) error {
 		outcome = ""
@@ -945,31 +767,13 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		if err != nil {
 			return err
 		}
-		if !store.Terminal(cur.Status) || cur.OnComplete == nil || valueOr(cur.CompletedAt) != valueOr(completedAt) {
+		var damaged error
+		if outcome, damaged = afterWebhook(cur, completedAt, errMsg, permanent, time.Now()); outcome == "" {
 			return nil // retried since: this event is moot
 		}
-		st, err := cur.WebhookState()
-		if err != nil {
-			a.log.Error("webhook delivery state; starting it again", "err", err)
+		if damaged != nil {
+			a.log.Error("webhook delivery state; starting it again", "err", damaged)
 		}
-		st.Attempts++
-		cur.DueAt = nil
-		switch {
-		case errMsg == "":
-			st.Status, st.LastError = "delivered", nil
-			outcome = "delivered"
-		case permanent || st.Attempts > WebhookRetries:
-			st.Status, st.LastError = "failed", &errMsg
-			outcome = "failed"
-		default:
-			st.Status, st.LastError = "pending", &errMsg
-			outcome = "retry"
-			due := time.Now().Add(time.Second << (st.Attempts - 1)).UnixMilli()
-			cur.DueAt = &due
-		}
-		b, _ := json.Marshal(st)
-		s := string(b)
-		cur.OnComplete = &s
 		if err := tx.UpdateTask(cur, cur.Status); err != nil {
 			return err
 		}

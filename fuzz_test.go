@@ -29,15 +29,14 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
-// fuzzApp is an App with just what newTask and taskJSON need: the default outbound policy
-// (loopback and private literals are refused, as in production), a vault key for callback
-// ids and a scheduler (taskJSON asks it how a task shows).
+// fuzzApp is an App with just what newTask needs: the default outbound policy (loopback and
+// private literals are refused, as in production) and a vault key for callback ids.
 func fuzzApp() *App {
 	return &App{
 		out:       outbound.New(outbound.Options{Policy: &outbound.Policy{}}),
-		sched:     newScheduler(DefaultMaxInFlight, DefaultFlowParallelism, nil),
 		publicURL: "https://queue.example.com",
 		vaultKey:  bytes.Repeat([]byte{7}, 32),
+		sched:     newScheduler(DefaultMaxInFlight, DefaultFlowParallelism, nil), // taskJSON asks it how a task shows
 	}
 }
 

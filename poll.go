@@ -80,26 +80,6 @@ func (a *App) checkPollHosts(stored string) error {
 	return nil
 }
 
-// startPolling parks an answered polling task until its first poll.
-func (a *App) startPolling(t *store.Task, now time.Time) {
-	var cfg providers.PollConfig
-	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
-		a.log.Error("start polling with the default settings", "err", err)
-	}
-	maxDur := DefaultPollMaxDuration
-	if cfg.MaxDuration > 0 {
-		maxDur = time.Duration(cfg.MaxDuration * float64(time.Second))
-	}
-	ms := now.UnixMilli()
-	exp := now.Add(maxDur).UnixMilli()
-	next := min(exp, now.Add(time.Duration(cfg.Interval*float64(time.Second))).UnixMilli())
-	t.Status = store.StatusPolling
-	t.WaitingSince = &ms
-	t.ExpiresAt = &exp
-	t.DueAt = &next
-	t.PollCount = 0
-}
-
 // pollOutcome is what one poll found.
 type pollOutcome struct {
 	done, failed bool
@@ -136,24 +116,8 @@ func (d *dispatcher) poll(t *store.Task) {
 		if err != nil {
 			return err
 		}
-		if cur.Status != store.StatusPolling {
+		if !afterPoll(cur, out, pollInterval(&cfg), time.Now()) {
 			return nil // cancelled or called back meanwhile
-		}
-		now := time.Now()
-		cur.PollCount++
-		switch {
-		case out.done:
-			cur.Result, cur.Error = out.result, nil
-			a.finish(cur, store.StatusCompleted, now)
-		case out.failed:
-			cur.Error = &out.err
-			a.finish(cur, store.StatusFailed, now)
-		default:
-			if out.transient != "" {
-				cur.Error = &out.transient // shown while polling goes on
-			}
-			next := min(*cur.ExpiresAt, now.Add(time.Duration(cfg.Interval*float64(time.Second))).UnixMilli())
-			cur.DueAt = &next
 		}
 		if err := tx.UpdateTask(cur, store.StatusPolling); err != nil {
 			return err

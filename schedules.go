@@ -581,7 +581,7 @@ func (a *App) fireSchedule(ctx context.Context, id string) {
 	if err != nil {
 		if ctx.Err() == nil {
 			a.log.Error("schedule run; trying again in a second", "schedule", id, "err", err)
-			a.sched.timers.PushIfAbsent(id, time.Now().Add(fireRetry))
+			a.sched.timers.PushIfAbsent(id, time.Now().Add(retryPause))
 		}
 		return
 	}

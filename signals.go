@@ -79,63 +79,23 @@ type signalOutcome struct {
 	refused  *Error // answered after the commit (which may hold a timeout the signal ran into)
 }
 
-// applySignal resolves, buffers or refuses a signal for task t, inside the write that read t.
-// Signal, timeout and cancel all run in the single writer, so exactly one of them wins.
-func (a *App) applySignal(tx store.Tx, t *store.Task, sig *signalBody, canon string) (*signalOutcome, error) {
-	if err := a.expireIfDue(tx, t, time.Now()); err != nil {
+// applySignal resolves, buffers or refuses a signal (kind bySignal) or provider callback
+// (byCallback, with its body as the event's detail) for task t, inside the write that read
+// t, and writes what it did (receiveSignal).
+func (a *App) applySignal(tx store.Tx, t *store.Task, sig *signalBody, canon, kind string, detail *string) (*signalOutcome, error) {
+	now := time.Now()
+	r, refused := receiveSignal(t, sig, canon, kind, detail, now)
+	if err := a.commit(tx, t, r.change, now); err != nil {
 		return nil, err
 	}
-	from := t.Status
-	switch t.Status {
-	case store.StatusWaiting:
-		a.resolve(t, sig, canon, time.Now())
-		if err := tx.UpdateTask(t, from); err != nil {
-			return nil, err
-		}
-		if err := tx.InsertEvent(t.ID, store.NowMS(), "signal", &canon); err != nil {
-			return nil, err
-		}
-		tx.AfterCommit(func() { a.scheduled(t) })
-		return &signalOutcome{status: http.StatusOK, task: t}, nil
-	case store.StatusPending, store.StatusDelayed, store.StatusProcessing:
-		// No lost early signal: keep it and apply it when the callback is answered.
-		if t.BufferedSignal != nil {
-			if *t.BufferedSignal == canon {
-				return &signalOutcome{status: http.StatusAccepted, replayed: true, task: t}, nil
-			}
-			return nil, errorf(http.StatusConflict, "A different signal is already buffered for this task (current: %s)", a.sched.view(t).Status)
-		}
-		t.BufferedSignal = &canon
-		if err := tx.UpdateTask(t, from); err != nil {
-			return nil, err
-		}
-		if err := tx.InsertEvent(t.ID, store.NowMS(), "signal.buffered", &canon); err != nil {
-			return nil, err
-		}
-		return &signalOutcome{status: http.StatusAccepted, task: t}, nil
+	if refused != nil {
+		return &signalOutcome{refused: a.refusal(refused, t)}, nil
 	}
-	if t.Signal != nil && *t.Signal == canon {
-		return &signalOutcome{status: http.StatusOK, replayed: true, task: t}, nil
+	out := &signalOutcome{status: http.StatusOK, replayed: r.replayed, task: t}
+	if r.buffered {
+		out.status = http.StatusAccepted
 	}
-	return &signalOutcome{refused: errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.sched.view(t).Status)}, nil
-}
-
-// resolve finishes a waiting (or just answered) task with a signal. The caller writes t.
-func (a *App) resolve(t *store.Task, sig *signalBody, canon string, now time.Time) {
-	t.Signal = &canon
-	if sig.Status == store.StatusCompleted {
-		if len(sig.Result) > 0 {
-			r := string(sig.Result)
-			t.Result = &r
-		} else {
-			t.Result = nil
-		}
-		t.Error = nil
-		a.finish(t, store.StatusCompleted, now)
-		return
-	}
-	t.Error = sig.Error
-	a.finish(t, store.StatusFailed, now)
+	return out, nil
 }
 
 func (a *App) writeSignalOutcome(w http.ResponseWriter, o *signalOutcome) error {
@@ -171,7 +131,7 @@ func (a *App) signalByToken(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil {
 			return err
 		}
-		out, err = a.applySignal(tx, t, sig, canon)
+		out, err = a.applySignal(tx, t, sig, canon, bySignal, nil)
 		return err
 	})
 	if err != nil {
@@ -212,7 +172,7 @@ func (a *App) signalTeamTask(ctx context.Context, team, id string, sig *signalBo
 		if bad != nil {
 			return bad
 		}
-		out, err = a.applySignal(tx, t, sig, canon)
+		out, err = a.applySignal(tx, t, sig, canon, bySignal, nil)
 		return err
 	})
 	if err != nil {
@@ -282,33 +242,17 @@ func (a *App) heartbeat(w http.ResponseWriter, r *http.Request) error {
 		} else if err != nil {
 			return err
 		}
-		if err := a.expireIfDue(tx, t, time.Now()); err != nil {
-			return err
-		}
-		if t.Status != store.StatusWaiting {
-			refused = errorf(http.StatusConflict, "Task is not waiting (current: %s)", a.sched.view(t).Status)
-			return nil
-		}
-		now := store.NowMS()
-		t.LastHeartbeatAt = &now
-		if progressErr != nil {
+		now := time.Now()
+		c, conflict := receiveHeartbeat(t, progress, now)
+		if conflict == nil && progressErr != nil {
 			return progressErr
 		}
-		if progress != nil {
-			t.Progress = progress
-		}
-		if t.HeartbeatTimeoutMS != nil {
-			due := min(*t.ExpiresAt, now+*t.HeartbeatTimeoutMS)
-			t.DueAt = &due
-		}
-		if err := tx.UpdateTask(t, store.StatusWaiting); err != nil {
+		if err := a.commit(tx, t, c, now); err != nil {
 			return err
 		}
-		if err := tx.InsertEvent(t.ID, now, "heartbeat", t.Progress); err != nil {
-			return err
+		if refused = a.refusal(conflict, t); refused == nil {
+			done = t
 		}
-		done = t
-		tx.AfterCommit(func() { a.scheduled(t) })
 		return nil
 	})
 	if err != nil {

@@ -321,15 +321,7 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 		a.newCallback(t)
 	}
 
-	if !due.After(now) {
-		t.Status = store.StatusPending
-		ms := now.UnixMilli()
-		t.DueAt = &ms
-	} else {
-		t.Status = store.StatusDelayed
-		ms := due.Add(time.Millisecond - 1).UnixMilli() // rounded up: never early
-		t.DueAt = &ms
-	}
+	created(t, due, now)
 	return t, nil
 }
 
@@ -776,6 +768,36 @@ func (a *App) getEvents(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"events": out})
 }
 
+// commit writes what a transition (lifecycle.go) did to t inside the caller's write, and
+// hands t to the scheduler once the write is durable.
+func (a *App) commit(tx store.Tx, t *store.Task, c change, now time.Time) error {
+	if !c.write {
+		return nil
+	}
+	if err := tx.UpdateTask(t, c.from); err != nil {
+		return err
+	}
+	if c.event != "" {
+		if err := tx.InsertEvent(t.ID, now.UnixMilli(), c.event, c.detail); err != nil {
+			return err
+		}
+	}
+	if c.reschedule {
+		tx.AfterCommit(func() { a.scheduled(t) })
+	}
+	return nil
+}
+
+// refusal is the API's answer to a transition t's status does not allow (nil for none),
+// naming the status the task shows: processing while a call a timer started without a
+// written claim runs.
+func (a *App) refusal(c *Conflict, t *store.Task) *Error {
+	if c == nil {
+		return nil
+	}
+	return errorf(http.StatusConflict, c.Format, a.sched.view(t).Status)
+}
+
 // cancelTask is POST /v1/tasks/{id}/cancel.
 func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 	id, err := taskIDParam(r)
@@ -813,22 +835,14 @@ func (a *App) cancelTeamTask(ctx context.Context, team, id string) (*store.Task,
 			}
 			held = true
 		}
-		if err := a.expireIfDue(tx, t, time.Now()); err != nil {
+		now := time.Now()
+		c, conflict := requestCancel(t, now)
+		if err := a.commit(tx, t, c, now); err != nil {
 			return err
 		}
-		switch t.Status {
-		case store.StatusPending, store.StatusDelayed, store.StatusWaiting, store.StatusPolling:
-		default:
-			refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", a.sched.view(t).Status)
-			return nil
+		if refused = a.refusal(conflict, t); refused == nil {
+			done = t
 		}
-		from := t.Status
-		a.finish(t, store.StatusCancelled, time.Now())
-		if err := tx.UpdateTask(t, from); err != nil {
-			return err
-		}
-		done = t
-		tx.AfterCommit(func() { a.scheduled(t) })
 		return nil
 	})
 	if held {
@@ -868,25 +882,16 @@ func (a *App) retryTeamTask(ctx context.Context, team, id string) (*store.Task, 
 	var done *store.Task
 	var token string
 	err := a.store.Write(ctx, func(tx store.Tx) error {
-		token = ""
 		t, err := tx.Task(id)
 		if t, err = teamTask(t, err, team); err != nil {
 			return err
 		}
-		switch t.Status {
-		case store.StatusFailed, store.StatusTimeout, store.StatusCancelled:
-		default:
-			return errorf(http.StatusConflict, "Task cannot be retried (current: %s); only failed, timeout and cancelled tasks can", a.sched.view(t).Status)
+		now := time.Now()
+		c, conflict := requestRetry(t, now)
+		if conflict != nil {
+			return a.refusal(conflict, t)
 		}
-		from := t.Status
-		now := time.Now().UnixMilli()
-		t.Status = store.StatusPending
-		t.RetryCount = 0
-		t.StartResult, t.Result, t.Error = nil, nil, nil
-		t.Signal, t.BufferedSignal, t.Progress, t.LastHeartbeatAt = nil, nil, nil, nil
-		t.OnComplete = nil
-		t.WaitingSince, t.ExpiresAt, t.CompletedAt = nil, nil, nil
-		t.DueAt = &now
+		token = ""
 		if t.WaitForSignal {
 			var h [32]byte
 			token, h = keys.NewToken()
@@ -895,38 +900,16 @@ func (a *App) retryTeamTask(ctx context.Context, team, id string) (*store.Task, 
 		if t.CallbackNonce != nil {
 			a.newCallback(t) // the spent callback id stops working
 		}
-		t.PollCount = 0
-		if err := tx.UpdateTask(t, from); err != nil {
+		if err := a.commit(tx, t, c, now); err != nil {
 			return err
 		}
 		done = t
-		tx.AfterCommit(func() { a.scheduled(t) })
 		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	return done, token, nil
-}
-
-// webhookArmedState is the onComplete of a task just finished.
-const webhookArmedState = `{"status":"pending","attempts":0,"lastError":null}`
-
-// finish moves t to a terminal status and arms its completion webhook, if any.
-// The caller writes t.
-func (a *App) finish(t *store.Task, status string, now time.Time) {
-	ms := now.UnixMilli()
-	t.Status = status
-	t.CompletedAt = &ms
-	t.DueAt = nil
-	if t.OnCompleteURL != nil {
-		// The webhook goes out as soon as this write is durable (App.scheduled), under a
-		// lease: if the process dies before its outcome is written, the timer sends it again.
-		s := webhookArmedState
-		t.OnComplete = &s
-		lease := now.Add(webhookLease).UnixMilli()
-		t.DueAt = &lease // see webhookArmed
-	}
 }
 
 func createTeam(tx store.Tx, name string) (*store.Team, error) {

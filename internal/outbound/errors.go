@@ -34,7 +34,7 @@ func DescribeError(err error, timeout time.Duration) string {
 	if be, ok := errors.AsType[*BlockedError](err); ok {
 		return "Blocked target: " + be.Error()
 	}
-	if isTimeout(err) {
+	if IsTimeout(err) {
 		if timeout <= 0 {
 			return "Request timeout"
 		}
@@ -46,7 +46,9 @@ func DescribeError(err error, timeout time.Duration) string {
 	return "Network error: " + shortCause(err)
 }
 
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a call that ran out of time: the caller's deadline, or
+// a connection's.
+func IsTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
