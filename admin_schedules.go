@@ -2,11 +2,11 @@ package main
 
 // The admin page's schedules: a list (next run, last run and how its task went), a detail
 // page (the next five runs, the recent tasks) and pause, resume, trigger and delete, each
-// confirmed on a second step. Actions go through the API's own handlers, as the task
-// actions do (admin.go, callAPI).
+// confirmed on a second step. Actions call the same service functions as the API's routes
+// (schedules.go), as the task actions do.
 
 import (
-	"encoding/json"
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -157,24 +157,32 @@ func (s *admin) showSchedule(w http.ResponseWriter, r *http.Request, sess *sessi
 }
 
 // scheduleAction is POST /schedules/{id}/{action}, confirmed (confirm=yes) on the detail
-// page first; it runs the API's handler for the action.
+// page first; it calls the same function as the API's route for the action.
 func (s *admin) scheduleAction(w http.ResponseWriter, r *http.Request, sess *session) error {
 	id, err := parseScheduleID(r.PathValue("sid"))
 	if err != nil {
 		return err
 	}
 	action := r.PathValue("action")
-	var h func(http.ResponseWriter, *http.Request) error
-	method := http.MethodPost
+	var act func(ctx context.Context, sc *store.Schedule) error
 	switch action {
 	case "pause":
-		h = s.a.pauseSchedule
+		act = func(ctx context.Context, sc *store.Schedule) (err error) {
+			_, err = s.a.pauseTeamSchedule(ctx, sc)
+			return err
+		}
 	case "resume":
-		h = s.a.resumeSchedule
+		act = func(ctx context.Context, sc *store.Schedule) (err error) {
+			_, err = s.a.resumeTeamSchedule(ctx, sc)
+			return err
+		}
 	case "trigger":
-		h = s.a.triggerSchedule
+		act = func(ctx context.Context, sc *store.Schedule) (err error) {
+			_, err = s.a.triggerTeamSchedule(ctx, sc)
+			return err
+		}
 	case "delete":
-		h, method = s.a.deleteSchedule, http.MethodDelete
+		act = s.a.deleteTeamSchedule
 	default:
 		return errorf(http.StatusNotFound, "There is no action %q", action)
 	}
@@ -182,17 +190,19 @@ func (s *admin) scheduleAction(w http.ResponseWriter, r *http.Request, sess *ses
 		http.Redirect(w, r, "/schedules/"+id+"?confirm="+action, http.StatusSeeOther)
 		return nil
 	}
-	status, out, err := s.callAPI(r.Context(), sess, method, h, id, nil)
-	if err != nil {
-		return err
+	sc, err := s.a.teamSchedule(r.Context(), id, sess.TeamID)
+	if err == nil {
+		err = act(r.Context(), sc)
 	}
-	if status >= 400 {
-		var msg string
-		json.Unmarshal(out["error"], &msg)
-		if status == http.StatusNotFound {
+	if err != nil {
+		e := clientError(err)
+		switch {
+		case e == nil:
+			return err
+		case e.Status == http.StatusNotFound:
 			return errScheduleNotFound
 		}
-		return s.showSchedule(w, r, sess, status, "", msg, "")
+		return s.showSchedule(w, r, sess, e.Status, "", e.Message, "")
 	}
 	if action == "delete" {
 		http.Redirect(w, r, "/schedules?done=delete", http.StatusSeeOther)

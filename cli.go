@@ -268,63 +268,13 @@ type TasksGetCmd struct {
 	Wait time.Duration `help:"Hold until the task's status changes, up to this long (long poll), e.g. 10s."`
 }
 
-// Run shows the task.
+// Run shows the task, after holding for a change of its status with --wait.
 func (c *TasksGetCmd) Run(ctx context.Context) error {
-	raw, err := c.wait(ctx)
+	t, raw, err := c.client().WaitTaskJSON(ctx, c.ID, c.Wait)
 	if err != nil {
-		return err
+		return c.exitErr(err)
 	}
-	var out struct{ Task *client.Task }
-	if err := decode(raw, &out); err != nil {
-		return err
-	}
-	return c.print(raw, func(w io.Writer) { showTask(w, out.Task) })
-}
-
-// wait reads the task, long polling up to c.Wait for a change of status. The server holds
-// one request at most client.MaxWait; a longer wait polls again until the status differs
-// from the first one read.
-func (c *TasksGetCmd) wait(ctx context.Context) (json.RawMessage, error) {
-	path := "/v1/tasks/" + url.PathEscape(c.ID)
-	get := func(secs int) (json.RawMessage, string, error) {
-		p := path
-		if secs > 0 {
-			p += "?wait=" + strconv.Itoa(secs)
-		}
-		raw, _, err := c.call(ctx, &client.Request{Method: http.MethodGet, Path: p})
-		if err != nil {
-			return nil, "", err
-		}
-		var out struct{ Task *client.Task }
-		if err := decode(raw, &out); err != nil {
-			return nil, "", err
-		}
-		if out.Task == nil {
-			return nil, "", &exitError{exitServer, errors.New("the server answered without a task")}
-		}
-		return raw, out.Task.Status, nil
-	}
-	if c.Wait <= 0 {
-		raw, _, err := get(0)
-		return raw, err
-	}
-	deadline := time.Now().Add(c.Wait)
-	first := ""
-	if c.Wait > client.MaxWait {
-		raw, status, err := get(0)
-		if err != nil || client.Terminal(status) {
-			return raw, err
-		}
-		first = status
-	}
-	for {
-		secs := int((time.Until(deadline) + time.Second - 1) / time.Second)
-		secs = max(1, min(secs, int(client.MaxWait/time.Second)))
-		raw, status, err := get(secs)
-		if err != nil || first == "" || status != first || client.Terminal(status) || time.Until(deadline) <= 0 {
-			return raw, err
-		}
-	}
+	return c.print(raw, func(w io.Writer) { showTask(w, t) })
 }
 
 // TasksListCmd is `asyncqueue tasks list`.

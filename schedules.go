@@ -199,13 +199,18 @@ func (a *App) loadSchedule(r *http.Request) (*store.Schedule, error) {
 	if _, err := uuid.Parse(strings.TrimPrefix(id, scheduleIDPrefix)); err != nil || !isScheduleID(id) {
 		return nil, badRequest("%q is not a schedule id (sch_…)", id)
 	}
-	s, err := a.store.Schedule(r.Context(), id)
+	return a.teamSchedule(r.Context(), id, teamOf(r))
+}
+
+// teamSchedule reads schedule id of team; another team's is not found.
+func (a *App) teamSchedule(ctx context.Context, id, team string) (*store.Schedule, error) {
+	s, err := a.store.Schedule(ctx, id)
 	if store.IsNotFound(err) {
 		return nil, errScheduleNotFound
 	} else if err != nil {
 		return nil, err
 	}
-	if s.TeamID != teamOf(r) {
+	if s.TeamID != team {
 		return nil, errScheduleNotFound
 	}
 	return s, nil
@@ -337,14 +342,19 @@ func (a *App) pauseSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s, err = a.changeSchedule(r.Context(), s.ID, func(s *store.Schedule, now time.Time) error {
-		s.Paused, s.NextRunAt = true, nil
-		return nil
-	})
-	if err != nil {
+	if s, err = a.pauseTeamSchedule(r.Context(), s); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
+}
+
+// pauseTeamSchedule pauses s, a schedule read for its team. The API and the admin page
+// both call it, as they do the three below.
+func (a *App) pauseTeamSchedule(ctx context.Context, s *store.Schedule) (*store.Schedule, error) {
+	return a.changeSchedule(ctx, s.ID, func(s *store.Schedule, now time.Time) error {
+		s.Paused, s.NextRunAt = true, nil
+		return nil
+	})
 }
 
 // resumeSchedule is POST /v1/schedules/{id}/resume: runs again from the next run after now.
@@ -353,7 +363,15 @@ func (a *App) resumeSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s, err = a.changeSchedule(r.Context(), s.ID, func(s *store.Schedule, now time.Time) error {
+	if s, err = a.resumeTeamSchedule(r.Context(), s); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
+}
+
+// resumeTeamSchedule makes s run again from its next run after now.
+func (a *App) resumeTeamSchedule(ctx context.Context, s *store.Schedule) (*store.Schedule, error) {
+	return a.changeSchedule(ctx, s.ID, func(s *store.Schedule, now time.Time) error {
 		if !s.Paused && s.NextRunAt != nil {
 			return nil // running already: keep its next run
 		}
@@ -365,10 +383,6 @@ func (a *App) resumeSchedule(w http.ResponseWriter, r *http.Request) error {
 		s.Paused, s.NextRunAt = false, &next
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
 }
 
 // deleteSchedule is DELETE /v1/schedules/{id}. The tasks it made stay.
@@ -377,17 +391,21 @@ func (a *App) deleteSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = a.store.Write(r.Context(), func(tx store.Tx) error {
+	if err := a.deleteTeamSchedule(r.Context(), s); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "id": s.ID})
+}
+
+// deleteTeamSchedule deletes s and drops its timer.
+func (a *App) deleteTeamSchedule(ctx context.Context, s *store.Schedule) error {
+	return a.store.Write(ctx, func(tx store.Tx) error {
 		if err := tx.DeleteSchedule(s.ID); err != nil {
 			return err
 		}
 		tx.AfterCommit(func() { a.sched.timers.Remove(s.ID) })
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "id": s.ID})
 }
 
 // triggerSchedule is POST /v1/schedules/{id}/trigger: one run now, beside the schedule's own.
@@ -396,9 +414,18 @@ func (a *App) triggerSchedule(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	task, err := a.triggerTeamSchedule(r.Context(), s)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, map[string]any{"task": a.taskJSON(task)})
+}
+
+// triggerTeamSchedule makes one run of s now and returns its task.
+func (a *App) triggerTeamSchedule(ctx context.Context, s *store.Schedule) (*store.Task, error) {
 	var task *store.Task
 	var runErr error
-	err = a.store.Write(r.Context(), func(tx store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
 		s, err := tx.Schedule(s.ID)
 		if store.IsNotFound(err) {
 			return errScheduleNotFound
@@ -411,15 +438,15 @@ func (a *App) triggerSchedule(w http.ResponseWriter, r *http.Request) error {
 		return tx.UpdateSchedule(s)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.countRun(runTrigger, runErr)
 	if runErr != nil {
 		// The stored body no longer makes a valid task (a target the policy now blocks, a
 		// deleted vault token): say so rather than pretend a run happened.
-		return taskFieldError(runErr)
+		return nil, taskFieldError(runErr)
 	}
-	return writeJSON(w, http.StatusCreated, map[string]any{"task": a.taskJSON(task)})
+	return task, nil
 }
 
 // makeRun makes one run's task inside tx and records the run on s (the caller writes s).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,27 +131,12 @@ func (a *App) handle(h func(http.ResponseWriter, *http.Request) error) http.Hand
 		if err == nil {
 			return
 		}
-		var e *Error
-		var mbe *http.MaxBytesError
-		se := storageError(err)
-		switch {
-		case errors.As(err, &e):
-		case se != nil:
-			e = se
-			a.log.Error("storage", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
-		case errors.As(err, &mbe):
-			e = errorf(http.StatusRequestEntityTooLarge, "Request body is larger than %d bytes", mbe.Limit)
-			w.Header().Set("Connection", "close")
-		case errors.Is(err, context.Canceled):
+		e, closeConn := a.answerFor(r, err, "request failed")
+		if e == nil {
 			return
-		case isTimeout(err):
-			// The client sent its body too slowly (ReadTimeout): its fault, not ours.
-			e = &Error{http.StatusRequestTimeout, "Request body was not received in time"}
+		}
+		if closeConn {
 			w.Header().Set("Connection", "close")
-			a.log.Debug("request timed out", "method", r.Method, "path", redactPath(r.URL.Path))
-		default:
-			a.log.Error("request failed", "method", r.Method, "path", redactPath(r.URL.Path), "err", err)
-			e = &Error{http.StatusInternalServerError, "Internal error"}
 		}
 		writeJSON(w, e.Status, map[string]string{"error": e.Message})
 	})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -27,20 +28,30 @@ var (
 	errTokenUnknown = &Error{http.StatusNotFound, "Invalid or expired signal token"}
 )
 
-// parseSignal validates a signal body and returns it with its canonical form, which is
-// what "the same signal again" is compared by.
+// parseSignal reads and validates a signal body and returns it with its canonical form,
+// which is what "the same signal again" is compared by.
 func parseSignal(r *http.Request) (*signalBody, string, error) {
 	var sig signalBody
 	if err := decodeJSON(r, &sig); err != nil {
 		return nil, "", err
 	}
+	canon, err := checkSignal(&sig)
+	if err != nil {
+		return nil, "", err
+	}
+	return &sig, canon, nil
+}
+
+// checkSignal validates sig and puts it in its canonical form: the result compacted, no
+// error on a completion, the default error on a failure that gives none.
+func checkSignal(sig *signalBody) (canon string, err error) {
 	if sig.Status != store.StatusCompleted && sig.Status != store.StatusFailed {
-		return nil, "", badRequest(`status must be "completed" or "failed", not %q`, sig.Status)
+		return "", badRequest(`status must be "completed" or "failed", not %q`, sig.Status)
 	}
 	if len(sig.Result) > 0 {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, sig.Result); err != nil {
-			return nil, "", badRequest("result must be valid JSON")
+			return "", badRequest("result must be valid JSON")
 		}
 		sig.Result = buf.Bytes()
 		if string(sig.Result) == "null" {
@@ -57,7 +68,7 @@ func parseSignal(r *http.Request) (*signalBody, string, error) {
 		}
 	}
 	b, _ := json.Marshal(sig)
-	return &sig, string(b), nil
+	return string(b), nil
 }
 
 // signalOutcome is what applying a signal did.
@@ -131,30 +142,46 @@ func (a *App) signalByToken(w http.ResponseWriter, r *http.Request) error {
 
 // signalTaskByID is POST /v1/tasks/{id}/signal: the same, with the API key.
 func (a *App) signalTaskByID(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.loadTask(r)
+	id, err := taskIDParam(r)
 	if err != nil {
 		return err
 	}
-	if !t.WaitForSignal {
-		return errorf(http.StatusConflict, "Task does not wait for a signal (create it with waitForSignal: true)")
-	}
-	sig, canon, err := parseSignal(r)
+	sig, canon, bad := parseSignal(r)
+	out, err := a.signalTeamTask(r.Context(), teamOf(r), id, sig, canon, bad)
 	if err != nil {
 		return err
 	}
+	return a.writeSignalOutcome(w, out)
+}
+
+// signalTeamTask applies a signal to task id of team, reading the task once inside the
+// write. bad is why the signal's body was refused, if it was: it is answered only once the
+// task is known to be the team's and to wait for signals, as the checks have always been
+// ordered. A refusal (409) comes back as the error, after the write (which may hold a
+// timeout the signal ran into) has committed. The API and the admin page both call it.
+func (a *App) signalTeamTask(ctx context.Context, team, id string, sig *signalBody, canon string, bad error) (*signalOutcome, error) {
 	var out *signalOutcome
-	err = a.store.Write(r.Context(), func(tx store.Tx) error {
-		t, err := tx.Task(t.ID)
-		if err != nil {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
+		t, err := tx.Task(id)
+		if t, err = teamTask(t, err, team); err != nil {
 			return err
+		}
+		if !t.WaitForSignal {
+			return errorf(http.StatusConflict, "Task does not wait for a signal (create it with waitForSignal: true)")
+		}
+		if bad != nil {
+			return bad
 		}
 		out, err = a.applySignal(tx, t, sig, canon, bySignal, nil)
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return a.writeSignalOutcome(w, out)
+	if out.refused != nil {
+		return nil, out.refused
+	}
+	return out, nil
 }
 
 // getSignal is GET /v1/signals/{token}: lets the token's holder check on it.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -542,17 +543,32 @@ func readBody(r *http.Request) ([]byte, error) {
 
 // loadTask reads a task of the caller's team.
 func (a *App) loadTask(r *http.Request) (*store.Task, error) {
-	id := r.PathValue("id")
-	if _, err := uuid.Parse(id); err != nil {
-		return nil, badRequest("%q is not a task id (a UUID)", id)
+	id, err := taskIDParam(r)
+	if err != nil {
+		return nil, err
 	}
 	t, err := a.store.Task(r.Context(), id)
+	return teamTask(t, err, teamOf(r))
+}
+
+// taskIDParam is the {id} of a task route; 400 when it is not a UUID.
+func taskIDParam(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil {
+		return "", badRequest("%q is not a task id (a UUID)", id)
+	}
+	return id, nil
+}
+
+// teamTask checks the outcome of reading a task for team: 404 when there is no such task,
+// 403 when it is another team's.
+func teamTask(t *store.Task, err error, team string) (*store.Task, error) {
 	if store.IsNotFound(err) {
 		return nil, errTaskNotFound
 	} else if err != nil {
 		return nil, err
 	}
-	if t.TeamID != teamOf(r) {
+	if t.TeamID != team {
 		return nil, errAccessDenied
 	}
 	return t, nil
@@ -784,27 +800,40 @@ func (a *App) refusal(c *Conflict, t *store.Task) *Error {
 
 // cancelTask is POST /v1/tasks/{id}/cancel.
 func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.loadTask(r)
+	id, err := taskIDParam(r)
 	if err != nil {
 		return err
 	}
+	t, err := a.cancelTeamTask(r.Context(), teamOf(r), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(t)})
+}
+
+// cancelTeamTask cancels task id of team, reading it once inside the write. A pending,
+// delayed, waiting or polling task can be cancelled; any other is refused with 409 (a
+// delayed task whose call already runs counts as processing). The API and the admin page
+// both call it.
+func (a *App) cancelTeamTask(ctx context.Context, team, id string) (*store.Task, error) {
 	var done *store.Task
 	var refused *Error
 	held := false
-	err = a.store.Write(r.Context(), func(tx store.Tx) error {
+	err := a.store.Write(ctx, func(tx store.Tx) error {
+		refused = nil
+		t, err := tx.Task(id)
+		if t, err = teamTask(t, err, team); err != nil {
+			return err
+		}
 		// Hold the task against a timer starting its call before this write commits; a
 		// call already running without a written claim means it is processing. Taken
 		// once, however often the write runs.
 		if !held {
-			if !a.sched.calls.holdCancel(t.ID) {
+			if !a.sched.calls.holdCancel(id) {
 				refused = errorf(http.StatusConflict, "Task cannot be cancelled (current: %s)", store.StatusProcessing)
 				return nil
 			}
 			held = true
-		}
-		t, err := tx.Task(t.ID)
-		if err != nil {
-			return err
 		}
 		now := time.Now()
 		c, conflict := requestCancel(t, now)
@@ -817,28 +846,44 @@ func (a *App) cancelTask(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if held {
-		a.sched.calls.releaseCancel(t.ID)
+		a.sched.calls.releaseCancel(id)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if refused != nil {
-		return refused
+		return nil, refused
 	}
-	return writeJSON(w, http.StatusOK, taskResponse{Task: a.taskJSON(done)})
+	return done, nil
 }
 
 // retryTask is POST /v1/tasks/{id}/retry: run a failed, timed-out or cancelled task again now.
 func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
-	t, err := a.loadTask(r)
+	id, err := taskIDParam(r)
 	if err != nil {
 		return err
 	}
-	var token string
+	t, token, err := a.retryTeamTask(r.Context(), teamOf(r), id)
+	if err != nil {
+		return err
+	}
+	resp := taskResponse{Task: a.taskJSON(t), SignalToken: token}
+	if t.CallbackNonce != nil {
+		resp.CallbackURL = a.callbackURL(t.CallbackNonce)
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// retryTeamTask queues task id of team to run again now, reading it once inside the write;
+// only a failed, timed-out or cancelled task can be retried (409 otherwise). A task that
+// waits for a signal gets a new token, returned here and nowhere else. The API and the
+// admin page both call it.
+func (a *App) retryTeamTask(ctx context.Context, team, id string) (*store.Task, string, error) {
 	var done *store.Task
-	err = a.store.Write(r.Context(), func(tx store.Tx) error {
-		t, err := tx.Task(t.ID)
-		if err != nil {
+	var token string
+	err := a.store.Write(ctx, func(tx store.Tx) error {
+		t, err := tx.Task(id)
+		if t, err = teamTask(t, err, team); err != nil {
 			return err
 		}
 		now := time.Now()
@@ -862,16 +907,9 @@ func (a *App) retryTask(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	resp := taskResponse{Task: a.taskJSON(done)}
-	if token != "" {
-		resp.SignalToken = token
-	}
-	if done.CallbackNonce != nil {
-		resp.CallbackURL = a.callbackURL(done.CallbackNonce)
-	}
-	return writeJSON(w, http.StatusOK, resp)
+	return done, token, nil
 }
 
 func createTeam(tx store.Tx, name string) (*store.Team, error) {

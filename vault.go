@@ -39,25 +39,35 @@ func (a *App) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Name == nil || strings.TrimSpace(*req.Name) == "" || len(*req.Name) > MaxTokenName {
-		return badRequest("name is required, 1 to %d characters", MaxTokenName)
-	}
-	if req.Value == nil || *req.Value == "" || len(*req.Value) > MaxTokenValue {
-		return badRequest("value is required, at most %d bytes", MaxTokenValue)
-	}
-	if strings.ContainsAny(*req.Value, "\r\n\x00") {
-		return badRequest("value may not contain line breaks or NUL (it is sent as a header value)")
-	}
-	if i := controlByte(*req.Value); i >= 0 {
-		return badRequest("value holds the control character 0x%02x; it is sent as a header value, where only tab and printable characters can go", (*req.Value)[i])
-	}
-	v := &store.VaultToken{ID: vault.NewTokenID(), TeamID: teamOf(r), Name: strings.TrimSpace(*req.Name),
-		CreatedAt: time.Now().UnixMilli()}
-	v.Sealed = a.vault.Seal([]byte(*req.Value), v.ID)
-	if err := a.store.Write(r.Context(), func(tx store.Tx) error { return tx.InsertVaultToken(v) }); err != nil {
+	v, err := a.storeToken(r.Context(), teamOf(r), deref(req.Name), deref(req.Value))
+	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, map[string]any{"token": tokenView(v)})
+}
+
+// storeToken seals value into the team's vault under name (400 when either is not
+// acceptable). The API and the admin page both call it.
+func (a *App) storeToken(ctx context.Context, team, name, value string) (*store.VaultToken, error) {
+	if strings.TrimSpace(name) == "" || len(name) > MaxTokenName {
+		return nil, badRequest("name is required, 1 to %d characters", MaxTokenName)
+	}
+	if value == "" || len(value) > MaxTokenValue {
+		return nil, badRequest("value is required, at most %d bytes", MaxTokenValue)
+	}
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return nil, badRequest("value may not contain line breaks or NUL (it is sent as a header value)")
+	}
+	if i := controlByte(value); i >= 0 {
+		return nil, badRequest("value holds the control character 0x%02x; it is sent as a header value, where only tab and printable characters can go", value[i])
+	}
+	v := &store.VaultToken{ID: vault.NewTokenID(), TeamID: team, Name: strings.TrimSpace(name),
+		CreatedAt: time.Now().UnixMilli()}
+	v.Sealed = a.vault.Seal([]byte(value), v.ID)
+	if err := a.store.Write(ctx, func(tx store.Tx) error { return tx.InsertVaultToken(v) }); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // listTokens is GET /v1/tokens.
@@ -76,12 +86,21 @@ func (a *App) listTokens(w http.ResponseWriter, r *http.Request) error {
 // deleteToken is DELETE /v1/tokens/{id}: the value is destroyed; tasks that still name it fail when they send.
 func (a *App) deleteToken(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
+	if err := a.destroyToken(r.Context(), teamOf(r), id); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "id": id})
+}
+
+// destroyToken deletes the team's vault token id (400 for a malformed id, 404 when the
+// team has no such token). The API and the admin page both call it.
+func (a *App) destroyToken(ctx context.Context, team, id string) error {
 	if !vault.ValidTokenID(id) {
 		return badRequest("%q is not a vault token id (tok_…)", id)
 	}
 	var found bool
-	err := a.store.Write(r.Context(), func(tx store.Tx) (err error) {
-		found, err = tx.DeleteVaultToken(teamOf(r), id, time.Now().UnixMilli())
+	err := a.store.Write(ctx, func(tx store.Tx) (err error) {
+		found, err = tx.DeleteVaultToken(team, id, time.Now().UnixMilli())
 		return err
 	})
 	if err != nil {
@@ -90,7 +109,7 @@ func (a *App) deleteToken(w http.ResponseWriter, r *http.Request) error {
 	if !found {
 		return errorf(http.StatusNotFound, "Vault token %s not found", id)
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "id": id})
+	return nil
 }
 
 // checkTokenRefs makes sure every tok_… header value names a live token of the team.

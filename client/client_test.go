@@ -428,3 +428,33 @@ func TestClientVerifyConstants(t *testing.T) {
 		t.Error("client's signature constants differ from the server's")
 	}
 }
+
+func TestClientWaitTaskJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, answer string
+		wait         time.Duration
+		query        string
+		wantErr      bool
+	}{
+		{"no wait", `{"task":{"id":"a","status":"pending"},"extra":1}`, 0, "", false},
+		{"one poll", `{"task":{"id":"a","status":"completed"}}`, 3 * time.Second, "wait=3", false},
+		{"no task", `{"other":true}`, 0, "", true},
+		{"not JSON", `{"task":`, time.Second, "wait=1", true},
+	} {
+		f := newFake(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.answer) })
+		task, raw, err := New(f.URL, "k").WaitTaskJSON(context.Background(), "a", tc.wait)
+		if q := f.last().Query; q != tc.query {
+			t.Errorf("%s: query %q, want %q", tc.name, q, tc.query)
+		}
+		if tc.wantErr {
+			if err == nil || task != nil {
+				t.Errorf("%s: %+v %v, want an error", tc.name, task, err)
+			}
+			continue
+		}
+		if err != nil || task == nil || task.ID != "a" || string(raw) != tc.answer {
+			t.Errorf("%s: %+v %s %v, want task a and the answer as written", tc.name, task, raw, err)
+		}
+	}
+}

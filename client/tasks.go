@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -275,16 +276,23 @@ func (c *Client) GetTask(ctx context.Context, id string) (*Task, error) {
 // holds one request at most MaxWait, so a longer wait is made of several requests. A
 // terminal task is answered at once.
 func (c *Client) WaitTask(ctx context.Context, id string, wait time.Duration) (*Task, error) {
+	t, _, err := c.WaitTaskJSON(ctx, id, wait)
+	return t, err
+}
+
+// WaitTaskJSON is WaitTask that also returns the server's last answer exactly as it was
+// written ({"task": …}), for callers that show the server's own JSON.
+func (c *Client) WaitTaskJSON(ctx context.Context, id string, wait time.Duration) (*Task, json.RawMessage, error) {
 	if wait <= 0 {
-		return c.GetTask(ctx, id)
+		return c.taskJSON(ctx, taskPath(id))
 	}
 	deadline := time.Now().Add(wait)
 	var first *Task
 	if wait > MaxWait {
 		// Several polls: learn the status they must see change.
-		t, err := c.GetTask(ctx, id)
+		t, raw, err := c.taskJSON(ctx, taskPath(id))
 		if err != nil || t.Terminal() {
-			return t, err
+			return t, raw, err
 		}
 		first = t
 	}
@@ -294,11 +302,27 @@ func (c *Client) WaitTask(ctx context.Context, id string, wait time.Duration) (*
 		if secs < 1 {
 			secs = 1
 		}
-		t, err := c.task(ctx, http.MethodGet, taskPath(id, "?wait="+strconv.Itoa(secs)), nil)
+		t, raw, err := c.taskJSON(ctx, taskPath(id, "?wait="+strconv.Itoa(secs)))
 		if err != nil || first == nil || t.Status != first.Status || t.Terminal() || time.Until(deadline) <= 0 {
-			return t, err
+			return t, raw, err
 		}
 	}
+}
+
+// taskJSON reads the task at path, keeping the answer as the server wrote it.
+func (c *Client) taskJSON(ctx context.Context, path string) (*Task, json.RawMessage, error) {
+	var raw json.RawMessage
+	if _, err := c.Do(ctx, &Request{Method: http.MethodGet, Path: path}, &raw); err != nil {
+		return nil, nil, err
+	}
+	var out taskEnvelope
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, nil, fmt.Errorf("asyncqueue: decode response: %w", err)
+	}
+	if out.Task == nil {
+		return nil, nil, errors.New("asyncqueue: the server answered without a task")
+	}
+	return out.Task, raw, nil
 }
 
 // AwaitTask long polls a task until its status is one of statuses or, with none given,
