@@ -194,7 +194,7 @@ func bufferedSignal(t *store.Task) *signalBody {
 		return nil
 	}
 	var sig signalBody
-	if t.DecodeJSON("buffered_signal", &sig) != nil {
+	if t.DecodeJSON("buffered_signal", t.BufferedSignal, &sig) != nil {
 		return nil
 	}
 	return &sig
@@ -239,7 +239,7 @@ func startWaiting(t *store.Task, now time.Time) {
 // when neither template nor task says) is its deadline.
 func startPolling(t *store.Task, now time.Time) {
 	var cfg providers.PollConfig
-	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
+	if err := t.DecodeJSON("poll_config", t.PollConfig, &cfg); err != nil {
 		// Validated at create, so only a damaged row gets here: fail it, rather than poll
 		// a zero config in a loop.
 		msg := "Polling: " + err.Error()

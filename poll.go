@@ -93,7 +93,7 @@ func (d *dispatcher) poll(t *store.Task) {
 	a := d.a
 	var cfg providers.PollConfig
 	var out pollOutcome
-	if err := t.DecodeJSON("poll_config", &cfg); err != nil {
+	if err := t.DecodeJSON("poll_config", t.PollConfig, &cfg); err != nil {
 		out = pollOutcome{failed: true, err: "Polling: " + err.Error()}
 	} else {
 		out = d.pollOnce(t, &cfg)
@@ -132,7 +132,7 @@ func (d *dispatcher) poll(t *store.Task) {
 
 func (d *dispatcher) pollOnce(t *store.Task, cfg *providers.PollConfig) pollOutcome {
 	var start callResult
-	if err := t.DecodeJSON("start_result", &start); err != nil {
+	if err := t.DecodeJSON("start_result", t.StartResult, &start); err != nil {
 		return pollOutcome{failed: true, err: "Polling: " + err.Error()}
 	}
 	var startBody any

@@ -336,16 +336,20 @@ func (a *App) patchSchedule(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
 }
 
-// pauseSchedule is POST /v1/schedules/{id}/pause: no runs until resumed.
-func (a *App) pauseSchedule(w http.ResponseWriter, r *http.Request) error {
-	s, err := a.loadSchedule(r)
-	if err != nil {
-		return err
+// scheduleChange is the handler of POST /v1/schedules/{id}/pause (no runs until resumed)
+// and …/resume (runs again from the next run after now): it reads the team's schedule,
+// applies change and answers with the schedule as it is now.
+func (a *App) scheduleChange(change func(context.Context, *store.Schedule) (*store.Schedule, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		s, err := a.loadSchedule(r)
+		if err != nil {
+			return err
+		}
+		if s, err = change(r.Context(), s); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
 	}
-	if s, err = a.pauseTeamSchedule(r.Context(), s); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
 }
 
 // pauseTeamSchedule pauses s, a schedule read for its team. The API and the admin page
@@ -355,18 +359,6 @@ func (a *App) pauseTeamSchedule(ctx context.Context, s *store.Schedule) (*store.
 		s.Paused, s.NextRunAt = true, nil
 		return nil
 	})
-}
-
-// resumeSchedule is POST /v1/schedules/{id}/resume: runs again from the next run after now.
-func (a *App) resumeSchedule(w http.ResponseWriter, r *http.Request) error {
-	s, err := a.loadSchedule(r)
-	if err != nil {
-		return err
-	}
-	if s, err = a.resumeTeamSchedule(r.Context(), s); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, map[string]any{"schedule": scheduleJSON(s)})
 }
 
 // resumeTeamSchedule makes s run again from its next run after now.

@@ -31,7 +31,7 @@ func TestJSONColumns(t *testing.T) {
 			h, herr := c.task.HeaderMap()
 			w, werr := c.task.WebhookState()
 			var got sig
-			serr := c.task.DecodeJSON("buffered_signal", &got)
+			serr := c.task.DecodeJSON("buffered_signal", c.task.BufferedSignal, &got)
 			var failed []string
 			for _, err := range []error{herr, werr, serr} {
 				var ce *CorruptError
@@ -57,8 +57,5 @@ func TestJSONColumns(t *testing.T) {
 				t.Fatalf("decoded %v, %+v, %+v; want %v, %+v, %+v", h, w, got, c.headers, c.webhook, c.signal)
 			}
 		})
-	}
-	if err := (&Task{}).DecodeJSON("nope", new(any)); err == nil {
-		t.Error("DecodeJSON of an unknown column: no error")
 	}
 }
