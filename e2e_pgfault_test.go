@@ -81,9 +81,8 @@ func TestE2EPGStopped(t *testing.T) {
 	tg := newNodeTarget(t, nil)
 	s := startNodes(t, cl.URL, 1)[0]
 
-	// Ten run now; ten fall due while PostgreSQL is down.
+	// Ten run now; ten fall due while PostgreSQL is down; one waits for a signal.
 	var acked []string
-	dueBy := time.Now().Add(3 * time.Second)
 	for i := range 20 {
 		body := map[string]any{"targetUrl": tg.URL}
 		if i%2 == 1 {
@@ -91,7 +90,15 @@ func TestE2EPGStopped(t *testing.T) {
 		}
 		acked = append(acked, aqtStr(aqtCreate(t, s, body), "id"))
 	}
-	tg.waitTasks(t, 10, 30*time.Second)
+	dueBy := time.Now().Add(3 * time.Second)
+	r := s.call("POST", "/v1/tasks", map[string]any{"targetUrl": tg.URL, "waitForSignal": true, "maxWaitTime": 300})
+	aqtWant(t, r, http.StatusCreated, "create a wait/signal task")
+	waiting := aqtStr(r.task(), "id")
+	tok, _ := r.Body["signalToken"].(string)
+	acked = append(acked, waiting)
+	tg.waitTasks(t, 11, 30*time.Second)
+	s.waitStatus(waiting, "waiting", 30*time.Second)
+	signal := map[string]any{"status": "completed", "result": "after the outage"}
 
 	cl.Stop()
 	for i := range 5 {
@@ -111,6 +118,9 @@ func TestE2EPGStopped(t *testing.T) {
 			t.Errorf("create %d with PostgreSQL stopped answered after %v, beyond the statement timeout", i, took)
 		}
 	}
+	if g, err := e2eDo(s, "POST", "/v1/signals/"+tok, signal, "X-API-Key", ""); err != nil || g.Status != http.StatusServiceUnavailable {
+		t.Errorf("a signal with PostgreSQL stopped: %v %d %s, want 503", err, g.Status, g.Raw)
+	}
 	if g := s.call("GET", "/v1/tasks/"+acked[0], nil); g.Status >= 500 && g.Status != http.StatusServiceUnavailable {
 		t.Errorf("a read with PostgreSQL stopped: %d %s, want 200 or 503", g.Status, g.Raw)
 	}
@@ -129,6 +139,10 @@ func TestE2EPGStopped(t *testing.T) {
 			t.Fatalf("create %d after PostgreSQL is back and /readyz ok: %v %d %s\nlogs:\n%s", i, err, r.Status, r.Raw, s.Logs())
 		}
 		acked = append(acked, aqtStr(r.task(), "id"))
+	}
+	// The signal refused meanwhile is sent again (as a client retries a 503) and applies.
+	if g, err := e2eDo(s, "POST", "/v1/signals/"+tok, signal, "X-API-Key", ""); err != nil || g.Status != http.StatusOK {
+		t.Errorf("the signal again after the outage: %v %d %s, want 200", err, g.Status, g.Raw)
 	}
 	pgWaitCompleted(t, s, acked, 60*time.Second)
 	calls := tg.byTask()
