@@ -6,7 +6,10 @@ package main
 // recover by themselves without losing anything they acknowledged.
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -41,6 +44,26 @@ func pgWaitReady(t *testing.T, s *server, want int, timeout time.Duration) time.
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// pgCreateWithin creates a task on s, giving up after timeout.
+func pgCreateWithin(s *server, body map[string]any, timeout time.Duration) (resp, error) {
+	j, _ := json.Marshal(body)
+	req, err := http.NewRequest("POST", s.base+"/v1/tasks", bytes.NewReader(j))
+	if err != nil {
+		return resp{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", s.key)
+	res, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return resp{}, err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := resp{Status: res.StatusCode, Header: res.Header, Raw: string(raw)}
+	json.Unmarshal(raw, &out.Body)
+	return out, nil
 }
 
 // pgWaitCompleted waits until every task of ids is completed on s.
@@ -246,4 +269,76 @@ func TestE2EPGRestartMidLoad(t *testing.T) {
 		t.Errorf("%d tasks ended failed, timed out or cancelled; want none", n)
 	}
 	t.Logf("callbacks by node: %v", nodesCallsBy(nodes, nil))
+}
+
+// TestE2EPGUnreachable: with PostgreSQL frozen (every process stopped, connections open: as
+// behind a dropped network, where the server's own statement timeouts cannot fire), writes
+// answer 503 within the statement timeout (15 s) rather than hang, and /readyz fails; thawed,
+// the node recovers by itself and completes every task it acknowledged.
+func TestE2EPGUnreachable(t *testing.T) {
+	t.Parallel()
+	cl := pgtest.NewCluster(t)
+	tg := newNodeTarget(t, nil)
+	s := startNodes(t, cl.URL, 1)[0]
+	var acked []string
+	for range 5 {
+		acked = append(acked, aqtStr(aqtCreate(t, s, map[string]any{"targetUrl": tg.URL}), "id"))
+	}
+	pgWaitCompleted(t, s, acked, 30*time.Second)
+
+	cl.Freeze()
+	type answer struct {
+		r    resp
+		err  error
+		took time.Duration
+	}
+	answers := make(chan answer, 3)
+	for range cap(answers) {
+		go func() {
+			start := time.Now()
+			r, err := pgCreateWithin(s, map[string]any{"targetUrl": tg.URL}, 30*time.Second)
+			answers <- answer{r, err, time.Since(start)}
+		}()
+	}
+	for range cap(answers) {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			t.Errorf("create with PostgreSQL unreachable: %v after %v, want 503 within the statement timeout", a.err, a.took)
+		case a.r.Status == http.StatusCreated:
+			t.Errorf("create acknowledged (201) with PostgreSQL unreachable")
+			acked = append(acked, aqtStr(a.r.task(), "id"))
+		case a.r.Status != http.StatusServiceUnavailable:
+			t.Errorf("create with PostgreSQL unreachable: %d %s after %v, want 503", a.r.Status, a.r.Raw, a.took)
+		case a.took > 25*time.Second:
+			t.Errorf("create with PostgreSQL unreachable answered 503 after %v, beyond the 15 s statement timeout", a.took)
+		default:
+			t.Logf("create with PostgreSQL unreachable: 503 after %v", a.took.Round(time.Millisecond))
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for st := pgReady(s); st != http.StatusServiceUnavailable; st = pgReady(s) {
+		if time.Now().After(deadline) {
+			t.Errorf("/readyz with PostgreSQL unreachable: %d (0: no answer in 10 s) after 30 s, want 503", st)
+			break
+		}
+	}
+
+	cl.Thaw()
+	back := pgWaitReady(t, s, http.StatusOK, 60*time.Second)
+	t.Logf("/readyz ok %v after PostgreSQL was thawed", back.Round(time.Millisecond))
+	deadline = time.Now().Add(30 * time.Second)
+	for n := 0; n < 5; {
+		r, err := e2eDo(s, "POST", "/v1/tasks", map[string]any{"targetUrl": tg.URL})
+		if err == nil && r.Status == http.StatusCreated {
+			acked = append(acked, aqtStr(r.task(), "id"))
+			n++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create 30 s after PostgreSQL was thawed: %v %d %s\nlogs:\n%s", err, r.Status, r.Raw, s.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pgWaitCompleted(t, s, acked, 60*time.Second)
 }

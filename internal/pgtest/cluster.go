@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ type Cluster struct {
 	data string // the data directory
 	log  string // the server's log file
 	run  []string
+	// frozen are the processes Freeze stopped.
+	frozen []int
 	// Port is the loopback port the server listens on; it stays the same across restarts.
 	Port int
 	// URL reaches the cluster's "postgres" database as its superuser, without TLS.
@@ -86,7 +89,10 @@ func NewCluster(t testing.TB) *Cluster {
 		t.Fatalf("start PostgreSQL: %v\n%s", err, c.Log())
 	}
 	c.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
-	t.Cleanup(func() { c.cmd("pg_ctl", "stop", "-D", c.data, "-m", "immediate", "-w") })
+	t.Cleanup(func() {
+		c.Thaw()
+		c.cmd("pg_ctl", "stop", "-D", c.data, "-m", "immediate", "-w")
+	})
 	c.waitAccepting()
 	return c
 }
@@ -112,6 +118,62 @@ func (c *Cluster) Restart() {
 	c.t.Helper()
 	c.Stop()
 	c.Start()
+}
+
+// Freeze stops every process of the cluster (SIGSTOP) without closing a connection: to its
+// clients the server is unreachable, as behind a dropped network, and its own statement
+// timeouts cannot fire. Thaw undoes it; the cluster is thawed when the test ends.
+func (c *Cluster) Freeze() {
+	c.t.Helper()
+	pids := c.pids()
+	for _, pid := range pids { // the postmaster first: it starts no process once stopped
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	c.frozen = pids
+}
+
+// Thaw lets the processes Freeze stopped run again.
+func (c *Cluster) Thaw() {
+	for _, pid := range c.frozen {
+		syscall.Kill(pid, syscall.SIGCONT)
+	}
+	c.frozen = nil
+}
+
+// pids lists the postmaster and its children.
+func (c *Cluster) pids() []int {
+	c.t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.data, "postmaster.pid"))
+	if err != nil {
+		c.t.Fatalf("the cluster is not running: %v", err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		c.t.Fatalf("postmaster.pid: %q", first)
+	}
+	pids := []int{pm}
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		st, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces and parentheses.
+		_, rest, ok := strings.Cut(string(st[bytes.LastIndexByte(st, ')')+1:]), " ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); ppid == pm {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // Log returns what the server has logged so far.

@@ -44,6 +44,16 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("after %s: %d rows, want %d", step.name, n, want)
 		}
 	}
+	c.Freeze()
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	if _, err := pgx.Connect(short, c.URL); err == nil {
+		t.Error("a frozen cluster accepted a session")
+	}
+	cancelShort()
+	c.Thaw()
+	if n, err := q(); err != nil || n != 3 {
+		t.Fatalf("after a freeze: %d rows, %v", n, err)
+	}
 	c.Stop()
 	if _, err := q(); err == nil {
 		t.Fatal("a stopped cluster accepted a session")
