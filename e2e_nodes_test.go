@@ -51,6 +51,32 @@ func startNodes(t *testing.T, db string, n int, extra ...string) []*server {
 	return nodes
 }
 
+// nodesWaitMembers waits until every node counts all of them live (asyncqueue_nodes in
+// /metrics): each node runs its share of every flow's limits, by the live nodes it knows.
+func nodesWaitMembers(t *testing.T, nodes []*server) {
+	t.Helper()
+	want := fmt.Sprintf("\nasyncqueue_nodes %d\n", len(nodes))
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range nodes {
+		for {
+			res, err := http.Get(s.base + "/metrics")
+			var body []byte
+			if err == nil {
+				body, _ = io.ReadAll(res.Body)
+				res.Body.Close()
+			}
+			if strings.Contains(string(body), want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not count %d live nodes after 30 s: %v %s", s.addr, len(nodes), err,
+					regexp.MustCompile(`(?m)^asyncqueue_nodes .*$`).FindString(string(body)))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 // nodeCall is one request a node target received.
 type nodeCall struct {
 	Task       string // X-AsyncQueue-Task-Id
@@ -660,9 +686,10 @@ func TestE2ENodesFlowLimits(t *testing.T) {
 	nodes := startNodes(t, db, 3)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	const key = "limited"
+	nodesWaitMembers(t, nodes)
 	aqtWant(t, a.call("PUT", flowPath(key), map[string]any{"parallelism": 2}), http.StatusOK, "set parallelism on nodeA")
 	time.Sleep(1500 * time.Millisecond) // settings reach the other nodes within a second (SPEC §12)
-	for _, s := range nodes[1:] {
+	for _, s := range nodes { // the flow's setting, the same on every node (not a node's share)
 		f := s.call("GET", flowPath(key), nil)
 		aqtWant(t, f, http.StatusOK, "get flow")
 		if fl := aqtObj(f.Body, "flow"); fl == nil || aqtNum(fl, "parallelism") != 2 {
