@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,6 +23,16 @@ import (
 
 	"github.com/asyncqueue/asyncqueue/internal/pgtest"
 )
+
+// nodesFirstRunOnly skips t in the e2e suite's second run, where every server is on
+// PostgreSQL (ASYNCQUEUE_TEST_STORE=postgres): these tests start their nodes on PostgreSQL
+// in either run, and ran in the first.
+func nodesFirstRunOnly(t *testing.T) {
+	t.Helper()
+	if os.Getenv("ASYNCQUEUE_TEST_STORE") == "postgres" {
+		t.Skip("on PostgreSQL in either run: already run in the first")
+	}
+}
 
 // nodesVaultKey is the Token Vault key every node of a test shares.
 const nodesVaultKey = "8d3f1c9a52e04b7f96a1d0c2e5b8a7f41c6e9d2b0a3f5e7c8b1d4a6f9e2c0b35"
@@ -279,6 +290,7 @@ func nodesStatuses(t *testing.T, s *server, statuses string) map[string]string {
 // long poll held on node C.
 func TestE2ENodesCreateSignalLongPoll(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	tg := newNodeTarget(t, nil)
 	nodes := startNodes(t, db, 3)
@@ -333,6 +345,7 @@ func TestE2ENodesCreateSignalLongPoll(t *testing.T) {
 // reach the target twice only when one of its calls was in flight on the killed node.
 func TestE2ENodesKillOneMidLoad(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	tg := newNodeTarget(t, func() time.Duration { return time.Duration(50+rand.IntN(150)) * time.Millisecond })
 	hook := newNodeTarget(t, nil)
@@ -541,6 +554,7 @@ func callTimes(cs []nodeCall) string {
 // instant, reach the target exactly once each, none early.
 func TestE2ENodesTimersFireOnce(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	tg := newNodeTarget(t, nil)
 	nodes := startNodes(t, db, 3)
@@ -589,6 +603,7 @@ func TestE2ENodesTimersFireOnce(t *testing.T) {
 // completes once, with the winner's result.
 func TestE2ENodesSignalRace(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	tg := newNodeTarget(t, nil)
 	hook := newNodeTarget(t, nil)
@@ -681,6 +696,7 @@ func TestE2ENodesSignalRace(t *testing.T) {
 // and a pause made on node A stops calls from nodes B and C.
 func TestE2ENodesFlowLimits(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	tg := newNodeTarget(t, func() time.Duration { return 300 * time.Millisecond })
 	nodes := startNodes(t, db, 3)
@@ -793,6 +809,7 @@ func (ad *nodesAdmin) createKey(name string) (raw, id string) {
 // a second; a webhook secret rotated on node A signs the calls node B makes.
 func TestE2ENodesSettingsFollow(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	tg := newNodeTarget(t, nil)
 	nodes := startNodes(t, db, 2)
@@ -889,6 +906,7 @@ func TestE2ENodesSettingsFollow(t *testing.T) {
 // with a message naming the flag (every node must share one key).
 func TestE2ENodesRefuseWithoutVaultKey(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	db := pgtest.Database(t)
 	addr := freePort(t)
 	p := aqtStart(t, nil, "serve", "--db", db, "--addr", addr, "--node-id", "nodeA", "--allow-targets", "127.0.0.0/8")

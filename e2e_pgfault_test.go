@@ -100,6 +100,7 @@ func pgWaitCompleted(t *testing.T, s *server, ids []string, timeout time.Duratio
 // node recovers by itself, and every task it acknowledged, before or after, completes.
 func TestE2EPGStopped(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	cl := pgtest.NewCluster(t)
 	tg := newNodeTarget(t, nil)
 	s := startNodes(t, cl.URL, 1)[0]
@@ -181,6 +182,7 @@ func TestE2EPGStopped(t *testing.T) {
 // (never another 5xx), and every acknowledged task completes.
 func TestE2EPGRestartMidLoad(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	cl := pgtest.NewCluster(t)
 	tg := newNodeTarget(t, func() time.Duration { return time.Duration(10+rand.IntN(40)) * time.Millisecond })
 	nodes := startNodes(t, cl.URL, 2)
@@ -277,6 +279,7 @@ func TestE2EPGRestartMidLoad(t *testing.T) {
 // the node recovers by itself and completes every task it acknowledged.
 func TestE2EPGUnreachable(t *testing.T) {
 	t.Parallel()
+	nodesFirstRunOnly(t)
 	cl := pgtest.NewCluster(t)
 	tg := newNodeTarget(t, nil)
 	s := startNodes(t, cl.URL, 1)[0]
