@@ -705,7 +705,8 @@ func TestE2ENodesFlowLimits(t *testing.T) {
 	nodesWaitMembers(t, nodes)
 	aqtWant(t, a.call("PUT", flowPath(key), map[string]any{"parallelism": 2}), http.StatusOK, "set parallelism on nodeA")
 	time.Sleep(1500 * time.Millisecond) // settings reach the other nodes within a second (SPEC §12)
-	for _, s := range nodes {           // the flow's setting, the same on every node (not a node's share)
+	// Every node shows the flow's setting (not its own share of it).
+	for _, s := range nodes {
 		f := s.call("GET", flowPath(key), nil)
 		aqtWant(t, f, http.StatusOK, "get flow")
 		if fl := aqtObj(f.Body, "flow"); fl == nil || aqtNum(fl, "parallelism") != 2 {
