@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/pgtest"
+	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
 // nodesFirstRunOnly skips t in the e2e suite's second run, where every server is on
@@ -494,6 +495,7 @@ func TestE2ENodesKillOneMidLoad(t *testing.T) {
 	// killed node (or a call timed out and was retried).
 	calls := tg.byTask()
 	var atKill, retried, unexplained int
+	var rerun []time.Duration // from a cut call's start to the task's next call
 	for id := range acked {
 		cs := calls[id]
 		if len(cs) == 0 {
@@ -505,10 +507,20 @@ func TestE2ENodesKillOneMidLoad(t *testing.T) {
 		}
 		slices.SortFunc(cs, func(x, y nodeCall) int { return x.Start.Compare(y.Start) })
 		var nearKill, aborted bool
-		for _, c := range cs[:len(cs)-1] {
+		for i, c := range cs[:len(cs)-1] {
 			// In flight at the kill, or answered just before it (the outcome not yet committed).
 			nearKill = nearKill || (c.Start.Before(killAt) && c.End.After(killAt.Add(-2*time.Second)))
 			aborted = aborted || c.Aborted
+			// A call the kill cut held a lease of timeout + store.LeaseSlack from its claim (a
+			// moment before the call): no node may run the task again before it ends.
+			if c.Aborted && c.End.Sub(killAt).Abs() < 2*time.Second {
+				again := cs[i+1].Start.Sub(c.Start)
+				rerun = append(rerun, again)
+				if again < store.LeaseSlack {
+					t.Errorf("task %s, cut by the kill, ran again %v after the cut call began, before the lease (3 s + %v) could end",
+						id, again.Round(time.Millisecond), store.LeaseSlack)
+				}
+			}
 		}
 		switch {
 		case nearKill:
@@ -530,6 +542,10 @@ func TestE2ENodesKillOneMidLoad(t *testing.T) {
 	}
 	t.Logf("all done %v after the kill; callbacks by node: %v; %d calls cut by the kill; tasks called twice: %d in flight at the kill, %d retried after a timeout, %d unexplained",
 		done.Round(time.Millisecond), nodesCallsBy(nodes, nil), abortedAtKill, atKill, retried, unexplained)
+	if len(rerun) > 0 {
+		slices.Sort(rerun)
+		t.Logf("the cut tasks ran again %v to %v after their cut call began", rerun[0].Round(time.Millisecond), rerun[len(rerun)-1].Round(time.Millisecond))
+	}
 	if abortedAtKill == 0 {
 		t.Errorf("the kill cut no call in flight: the killed node held no lease, so the test proved nothing about leases")
 	}
