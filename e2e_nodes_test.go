@@ -593,7 +593,7 @@ func TestE2ENodesTimersFireOnce(t *testing.T) {
 			t.Errorf("task %s reached the target %d times, want once: %s", id, len(cs), callTimes(cs))
 			continue
 		}
-		if cs[0].Start.Before(due) {
+		if cs[0].Start.Before(due.Add(-20 * time.Millisecond)) { // "within a few milliseconds" (SPEC §4.5)
 			t.Errorf("task %s called at %s, before its due time %s", id, cs[0].Start.Format("15:04:05.000"), due.Format("15:04:05.000"))
 		}
 		late = append(late, cs[0].Start.Sub(due))
