@@ -555,9 +555,16 @@ func TestBatchRedo(t *testing.T) {
 }
 
 // BenchmarkWrite measures small writes (one task inserted each) from many callers at once:
-// the writers batch them into shared transactions.
+// the writers batch them into shared transactions. Sub-benchmarks vary how many write
+// transactions run at once.
 func BenchmarkWrite(b *testing.B) {
-	s := openTest(b, pgtest.Database(b), "node-a", Options{})
+	for _, writers := range []int{1, 2, DefaultWriters} {
+		b.Run(fmt.Sprint("writers=", writers), func(b *testing.B) { benchmarkWrite(b, writers) })
+	}
+}
+
+func benchmarkWrite(b *testing.B, writers int) {
+	s := openTest(b, pgtest.Database(b), "node-a", Options{Writers: writers})
 	addTeam(b, s, "t")
 	var next sync.Mutex
 	i := 0
