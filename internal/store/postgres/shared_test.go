@@ -420,6 +420,19 @@ func TestNodes(t *testing.T) {
 	if got, err := a.Nodes(bg); err != nil || slices.Contains(got, "node-c") {
 		t.Fatalf("Nodes with a long-silent node = %v, %v", got, err)
 	}
+	// A command is no node.
+	cmd := openTest(t, a.opts.URL, "cli-1", Options{Command: true})
+	mustWrite(t, cmd, func(tx store.Tx) error {
+		return tx.InsertTeam(&store.Team{ID: "t", Name: "t", WebhookSecret: "x", CreatedAt: 1})
+	})
+	if got, err := a.Nodes(bg); err != nil || !slices.Equal(got, []string{"node-a"}) {
+		t.Fatalf("Nodes with a command open = %v, %v", got, err)
+	}
+	waitChange(t, a, "the command's new team", func(c store.Change) bool { return c.Config })
+	cmd.Close()
+	if _, open := <-cmd.Changes(); open {
+		t.Fatal("a command has an open Changes channel")
+	}
 	if a.Node() != "node-a" {
 		t.Fatalf("Node = %q", a.Node())
 	}
