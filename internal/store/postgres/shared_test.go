@@ -346,6 +346,7 @@ func TestRecoverOwnClaimsOnly(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("a recovered %d tasks, want its own 1", n)
 	}
+	waitChange(t, b, "a's recovered task", hasTask(taskID(1)))
 	for id, want := range map[string]string{taskID(1): store.StatusPending, taskID(2): store.StatusProcessing, taskID(3): store.StatusProcessing} {
 		got, err := a.Task(bg, id)
 		if err != nil || got.Status != want {
@@ -647,3 +648,90 @@ func BenchmarkClaimComplete(b *testing.B) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// Two nodes at once: start-ups that make the first team when there is none make one, and
+// requests with the same Idempotency-Key make one task.
+func TestCheckThenInsertAcrossNodes(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	const n = 16
+	race := func(fn func(s *Store, i int) error) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			s := []*Store{a, b}[i%2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- fn(s, i)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("a write: %v", err)
+			}
+		}
+	}
+	race(func(s *Store, i int) error {
+		return s.Write(bg, func(tx store.Tx) error {
+			count, err := tx.CountTeams()
+			if err != nil || count > 0 {
+				return err
+			}
+			return tx.InsertTeam(&store.Team{ID: fmt.Sprint("first-", i), Name: fmt.Sprint("first-", i), WebhookSecret: "x", CreatedAt: 1})
+		})
+	})
+	teams, err := a.Teams(bg)
+	if err != nil || len(teams) != 1 {
+		t.Fatalf("teams = %+v, %v; want one first team", teams, err)
+	}
+	tm := teams[0].ID
+	race(func(s *Store, i int) error {
+		return s.Write(bg, func(tx store.Tx) error {
+			if _, err := tx.Idempotency(tm, "key", 0); !store.IsNotFound(err) {
+				return err // found (nil), or a failure
+			}
+			if err := tx.InsertTask(newTask(tm, taskID(i), store.StatusPending)); err != nil {
+				return err
+			}
+			return tx.PutIdempotency(&store.Idempotency{TeamID: tm, Key: "key", RequestHash: []byte{1}, TaskID: taskID(i), CreatedAt: 5})
+		})
+	})
+	counts, err := a.StatusCounts(bg, tm)
+	if err != nil || counts[store.StatusPending] != 1 {
+		t.Fatalf("tasks made for one Idempotency-Key: %v, %v; want 1", counts, err)
+	}
+}
+
+// OnCommit gets the ids of the tasks a commit changed, before the writes' AfterCommit
+// functions run; not for a failed write.
+func TestOnCommit(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	s := openTest(t, pgtest.Database(t), "node-a", Options{OnCommit: func(ids []string) {
+		mu.Lock()
+		events = append(events, "commit "+strings.Join(ids, ","))
+		mu.Unlock()
+	}})
+	addTeam(t, s, "t")
+	s.Write(bg, func(tx store.Tx) error {
+		tx.AfterCommit(func() { t.Error("AfterCommit of a failed write ran") })
+		tx.InsertTask(newTask("t", taskID(9), store.StatusPending))
+		return errors.New("no")
+	})
+	mustWrite(t, s, func(tx store.Tx) error {
+		tx.AfterCommit(func() {
+			mu.Lock()
+			events = append(events, "after")
+			mu.Unlock()
+		})
+		return tx.InsertTask(newTask("t", taskID(1), store.StatusPending))
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"commit " + taskID(1), "after"}; !slices.Equal(events, want) {
+		t.Fatalf("events %q, want %q", events, want)
+	}
+}

@@ -145,9 +145,7 @@ func (t *Tx) RecoverProcessing(now int64) (int64, error) {
 	if len(ids) > 0 {
 		t.wrote = true
 	}
-	for _, id := range ids {
-		t.changedTask(id)
-	}
+	t.quiet = append(t.quiet, ids...)
 	return int64(len(ids)), nil
 }
 
@@ -168,9 +166,7 @@ func (t *Tx) PruneTasks(teamID string, cutoff int64, limit int) (int, error) {
 	if len(ids) > 0 {
 		t.wrote = true
 	}
-	for _, id := range ids {
-		t.changedTask(id)
-	}
+	t.quiet = append(t.quiet, ids...)
 	return len(ids), nil
 }
 
