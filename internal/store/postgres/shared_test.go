@@ -455,6 +455,7 @@ func TestOpenClosedPort(t *testing.T) {
 		strings.Contains(err.Error(), "secret-pw") {
 		t.Fatalf("Open of a closed port: %v; want ErrUnavailable naming %s without the password", err, addr)
 	}
+	t.Log(err)
 }
 
 // Connections killed under writes: each write succeeds (retried on a new connection) or

@@ -290,6 +290,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		return fmt.Errorf("migrate: %w", classify(err))
 	}
 	defer tx.Rollback(context.Background())
+	// Waiting for another node's migration, or a long one, is not a stuck statement.
+	if _, err := tx.Exec(ctx, `set local statement_timeout = '10min'`); err != nil {
+		return fmt.Errorf("migrate: %w", classify(err))
+	}
 	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, migrateLock); err != nil {
 		return fmt.Errorf("migrate: take the schema lock: %w", classify(err))
 	}
