@@ -99,6 +99,7 @@ func TestConcurrentClaims(t *testing.T) {
 	})
 	var mu sync.Mutex
 	claims := map[string][]string{} // task → nodes that claimed it
+	busy := 0                       // claims that found the row locked
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for g := range 8 {
@@ -109,12 +110,19 @@ func TestConcurrentClaims(t *testing.T) {
 			order := rand.Perm(n)
 			for _, i := range order {
 				var got *store.Task
-				err := s.Write(bg, func(tx store.Tx) error {
+				claim := func(tx store.Tx) error {
 					got = nil
 					var err error
 					got, err = tx.ClaimTask(taskID(i), 5000)
 					return err
-				})
+				}
+				err := s.Write(bg, claim)
+				for errors.Is(err, store.ErrStale) { // another claim holds the row: it may yet let go
+					mu.Lock()
+					busy++
+					mu.Unlock()
+					err = s.Write(bg, claim)
+				}
 				if store.IsNotFound(err) {
 					continue
 				}
@@ -138,6 +146,7 @@ func TestConcurrentClaims(t *testing.T) {
 			t.Fatalf("task %d was claimed by %v, want exactly one node", i, got)
 		}
 	}
+	t.Logf("%d claims found their row locked (ErrStale) and tried again", busy)
 	rows, err := a.pool.Query(bg, `select id, status, attempts, claimed_by, due_at from tasks`)
 	if err != nil {
 		t.Fatal(err)
@@ -734,5 +743,40 @@ func TestOnCommit(t *testing.T) {
 	defer mu.Unlock()
 	if want := []string{"commit " + taskID(1), "after"}; !slices.Equal(events, want) {
 		t.Fatalf("events %q, want %q", events, want)
+	}
+}
+
+// A node whose lease ended writes its call's outcome late: the task was claimed again by
+// another node meanwhile (processing both times), and the late outcome must not land on it.
+func TestLateOutcomeAfterReclaim(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	addTeam(t, a, "t")
+	mustWrite(t, a, func(tx store.Tx) error { return tx.InsertTask(newTask("t", taskID(1), store.StatusPending)) })
+	var claimedByA *store.Task
+	mustWrite(t, a, func(tx store.Tx) (err error) { claimedByA, err = tx.ClaimTask(taskID(1), 100); return err })
+	// The lease ended: b returns the task to pending and claims it again.
+	mustWrite(t, b, func(tx store.Tx) error {
+		cur, err := tx.Task(taskID(1))
+		if err != nil {
+			return err
+		}
+		cur.Status, cur.DueAt = store.StatusPending, ptr(int64(200))
+		return tx.UpdateTask(cur, store.StatusProcessing)
+	})
+	mustWrite(t, b, func(tx store.Tx) error { _, err := tx.ClaimTask(taskID(1), 300); return err })
+
+	done := *claimedByA
+	done.Status, done.DueAt = store.StatusCompleted, nil
+	for name, write := range map[string]func(store.Tx) error{
+		"UpdateTaskFrom":     func(tx store.Tx) error { return tx.UpdateTaskFrom(claimedByA, &done) },
+		"UpdateTaskNoSignal": func(tx store.Tx) error { return tx.UpdateTaskNoSignal(claimedByA, &done) },
+	} {
+		if err := a.Write(bg, write); !errors.Is(err, store.ErrStale) {
+			t.Errorf("%s of a's late outcome: %v, want ErrStale", name, err)
+		}
+	}
+	got, err := a.Task(bg, taskID(1))
+	if err != nil || got.Status != store.StatusProcessing || got.Attempts != 2 {
+		t.Fatalf("after the late outcome: %+v, %v; want b's claim (processing, attempt 2)", got, err)
 	}
 }
