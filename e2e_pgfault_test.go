@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +45,17 @@ func pgWaitReady(t *testing.T, s *server, want int, timeout time.Duration) time.
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// pgProblems returns the WARN and ERROR lines of a server's logs (the last 20).
+func pgProblems(logs string) string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out[max(0, len(out)-20):], "\n")
 }
 
 // pgCreateWithin creates a task on s, giving up after timeout.
@@ -318,6 +330,9 @@ func TestE2EPGUnreachable(t *testing.T) {
 		default:
 			t.Logf("create with PostgreSQL unreachable: 503 after %v", a.took.Round(time.Millisecond))
 		}
+	}
+	if t.Failed() {
+		t.Logf("the node's warnings and errors meanwhile:\n%s", pgProblems(s.Logs()))
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for st := pgReady(s); st != http.StatusServiceUnavailable; st = pgReady(s) {
