@@ -566,6 +566,40 @@ func callTimes(cs []nodeCall) string {
 	return b.String()
 }
 
+// TestE2ENodesStartTakesNoLiveCall: a node that starts while the others have calls in flight
+// resets none of them (only a node's own calls come back when it restarts): each task reaches
+// the target once.
+func TestE2ENodesStartTakesNoLiveCall(t *testing.T) {
+	t.Parallel()
+	nodesFirstRunOnly(t)
+	db := pgtest.Database(t)
+	tg := newNodeTarget(t, func() time.Duration { return 3 * time.Second })
+	nodes := startNodes(t, db, 2)
+	ids := nodesCreate(t, nodes, 10, 4, func(int) map[string]any {
+		return map[string]any{"targetUrl": tg.URL, "timeout": 10}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for n, _ := tg.InFlight(); n < len(ids); n, _ = tg.InFlight() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d calls in flight after 20 s", n, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	late := &server{t: t, db: db, args: []string{"--vault-key", nodesVaultKey, "--node-id", nodeName(2)}, key: nodes[0].key}
+	late.launch(false)
+	t.Cleanup(late.kill)
+	for _, id := range ids {
+		late.waitStatus(id, "completed", 30*time.Second)
+	}
+	time.Sleep(500 * time.Millisecond) // room for a second call to show up
+	calls := tg.byTask()
+	for _, id := range ids {
+		if n := len(calls[id]); n != 1 {
+			t.Errorf("task %s reached the target %d times, want once: %s", id, n, callTimes(calls[id]))
+		}
+	}
+}
+
 // TestE2ENodesTimersFireOnce: 200 tasks created over three nodes, all due at the same
 // instant, reach the target exactly once each, none early.
 func TestE2ENodesTimersFireOnce(t *testing.T) {
