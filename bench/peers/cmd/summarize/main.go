@@ -65,7 +65,37 @@ var (
 	held    = column{"calls in flight (max)", []string{"peak_held"}, sum}
 	hangH   = column{"hanging calls held (max)", []string{"hang_peak_held"}, sum}
 	allDone = column{"all healthy called after s", []string{"all_called_s"}, f2}
+	dbCPU   = column{"PostgreSQL CPU ms/task", []string{"db_cpu_ms_per_task"}, f2}
+	cores   = column{"CPU cores busy: server / PostgreSQL / machine", []string{"server_cores", "db_cores", "host_busy_cores"}, cores2}
 )
+
+func cores2(m []float64) string {
+	parts := make([]string, len(m))
+	for i, x := range m {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " / ")
+}
+
+// extraColumns are the columns only results that have them get: the database's CPU (a
+// system on PostgreSQL, -db-pid) and the cores busy (results that record them).
+func extraColumns(rs map[string][]result) []column {
+	var db, wall bool
+	for _, runs := range rs {
+		for _, r := range runs {
+			db = db || r.num("db_cpu_s") > 0
+			wall = wall || r.num("wall_s") > 0
+		}
+	}
+	var cols []column
+	if db {
+		cols = append(cols, dbCPU)
+	}
+	if wall {
+		cols = append(cols, cores)
+	}
+	return cols
+}
 
 var tables = map[string]struct {
 	title string
@@ -121,6 +151,7 @@ func main() {
 			t.title, t.cols = sc, []column{e2e, cb, cpu}
 		}
 		rs := by[sc]
+		t.cols = append(slices.Clip(t.cols), extraColumns(rs)...)
 		n := 0
 		for _, sys := range order[sc] {
 			n = max(n, len(rs[sys]))
@@ -145,7 +176,8 @@ func main() {
 				lostAll += r.num("lost")
 			}
 			for _, c := range t.cols {
-				if acked > 0 && lostAll == acked && c.head != cpu.head && c.head != hwm.head && c.head != hangH.head && c.head != create.head {
+				if acked > 0 && lostAll == acked && c.head != cpu.head && c.head != hwm.head && c.head != hangH.head && c.head != create.head &&
+					c.head != dbCPU.head && c.head != cores.head {
 					line += " none called |" // every task of every run was lost: no figure to give
 					continue
 				}
