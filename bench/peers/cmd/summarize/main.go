@@ -176,6 +176,10 @@ func main() {
 				lostAll += r.num("lost")
 			}
 			for _, c := range t.cols {
+				if c.head == dbCPU.head && !slices.ContainsFunc(runs, func(r result) bool { return r.num("db_cpu_s") > 0 }) {
+					line += " – |" // not on PostgreSQL
+					continue
+				}
 				if acked > 0 && lostAll == acked && c.head != cpu.head && c.head != hwm.head && c.head != hangH.head && c.head != create.head &&
 					c.head != dbCPU.head && c.head != cores.head {
 					line += " none called |" // every task of every run was lost: no figure to give
