@@ -21,6 +21,8 @@
 #   AQ_ARGS   extra flags for every node's asyncqueue serve
 #   VAULT_KEY [random] the nodes' --vault-key (64 hex characters)
 #   PG_BIN, PG_PORT_FROM [25432], PG_MAX_CONNECTIONS [200], PG_EXTERNAL: see bench/peers/pgcluster.sh
+#   PG_STATEMENTS [0]  1 = load pg_stat_statements and write each run's statements (a diagnosis:
+#             it costs PostgreSQL a little, so not for the figures)
 #   BIN [$TMPDIR/aq-nodes-bin]  DBDIR [$TMPDIR/aq-nodes-db]  OUT [$TMPDIR/aq-nodes-results/<UTC time>]
 #   SRV_PORT [18190] (node i listens on SRV_PORT + i − 1)  SINK_PORT [19100]
 set -euo pipefail
@@ -117,6 +119,7 @@ for rep in $(seq 1 "$REPS"); do
         nodes=$sys; name=pg-$nodes-node; [ "$nodes" = 1 ] || name=$name"s"
         PG_DB=aq_nodes_${nodes}_${sc}_r${rep}_$$
         db=$(pg_createdb "$PG_DB"); dbpid=$PG_PID; extra=(--vault-key "$VAULT_KEY")
+        pg_stats_reset
       fi
       bases=""; pids=""; KEY=""
       for i in $(seq 1 "$nodes"); do
@@ -153,7 +156,15 @@ for rep in $(seq 1 "$REPS"); do
         -system "$name" -scenario "$sc" -rep "$rep" -out "$OUT/$name-$sc-r$rep.json" > "$OUT/$name-$sc-r$rep.loadgen.log" 2>&1 \
         || echo "loadgen exit $? ($name $sc rep $rep): see $OUT/$name-$sc-r$rep.loadgen.log" >&2
       stop_pids "${NODE_PIDS[@]}"; NODE_PIDS=()
-      if [ -n "$PG_DB" ]; then pg_dropdb "$PG_DB" || true; PG_DB=""; fi
+      if [ -n "$PG_DB" ]; then
+        # What the database did for the run, start-up and warm-up included (its backends have
+        # ended, so they have reported their counts).
+        sleep 0.5
+        echo "$name $sc $rep $((${args[1]} + 50)) $(pg_counters "$PG_DB")" >> "$OUT/pgstats.txt"
+        pg_statements "$PG_DB" > "$OUT/$name-$sc-r$rep.statements.txt"
+        [ -s "$OUT/$name-$sc-r$rep.statements.txt" ] || rm -f "$OUT/$name-$sc-r$rep.statements.txt"
+        pg_dropdb "$PG_DB" || true; PG_DB=""
+      fi
       curl -sf -X DELETE "http://$SINK/runs/$name-$sc-$rep-$$" >/dev/null 2>&1 || true
       curl -sf -X DELETE "http://$SINK/runs/warm-$name-$sc-$rep-$$" >/dev/null 2>&1 || true
       sleep 1
@@ -162,5 +173,16 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 "$BIN/summarize" "$OUT" > "$OUT/summary.md"
+if [ -s "$OUT/pgstats.txt" ]; then
+  {
+    echo "### PostgreSQL's work per task (whole run: start-up, 50 warm-up tasks and the measured ones)"
+    echo
+    echo "| system | scenario | rep | tasks | commits | commits/task | rollbacks | WAL flushes (fsync) | fsyncs/task | WAL records/task | WAL KiB/task |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    sort -k2,2 -k1,1 -k3,3n "$OUT/pgstats.txt" | awk '{ printf "| %s | %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.1f | %.2f |\n",
+      $1, $2, $3, $4, $5, $5 / $4, $6, $7, $7 / $4, $8 / $4, $9 / $4 / 1024 }'
+    echo
+  } >> "$OUT/summary.md"
+fi
 cat "$OUT/summary.md"
 echo "results: $OUT" >&2

@@ -73,10 +73,12 @@ type Result struct {
 	DBCPUPerTask float64 `json:"db_cpu_ms_per_task,omitempty"`
 	LoadgenCPUs  float64 `json:"loadgen_cpu_s"`
 	// Cores kept busy on average from the first create to the last callback (CPU s / wall s):
-	// the servers, the database server, every process on the machine (other work included).
+	// the servers, the database server, this load generator and the sink, every process on
+	// the machine (other work included).
 	WallS       float64 `json:"wall_s"`
 	ServerCores float64 `json:"server_cores"`
 	DBCores     float64 `json:"db_cores"`
+	ToolCores   float64 `json:"tool_cores"`
 	HostBusy    float64 `json:"host_busy_cores"`
 	HostCores   int     `json:"host_cores"`
 }
@@ -338,6 +340,7 @@ func measure(cfg *config, res *Result, pids []int, sinkPID, dbPID int) int {
 		res.WallS = round3(wall)
 		res.ServerCores = round3((sumCPU(pids) - cpu0) / wall)
 		res.DBCores = round3((treeCPU(dbPID) - dbCPU0) / wall)
+		res.ToolCores = round3((procCPU(os.Getpid()) - selfCPU0 + procCPU(sinkPID) - sinkCPU0) / wall)
 		if h := hostCPU(); h > 0 {
 			res.HostBusy = round3((h - host0) / wall)
 		}

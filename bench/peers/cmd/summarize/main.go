@@ -66,7 +66,7 @@ var (
 	hangH   = column{"hanging calls held (max)", []string{"hang_peak_held"}, sum}
 	allDone = column{"all healthy called after s", []string{"all_called_s"}, f2}
 	dbCPU   = column{"PostgreSQL CPU ms/task", []string{"db_cpu_ms_per_task"}, f2}
-	cores   = column{"CPU cores busy: server / PostgreSQL / machine", []string{"server_cores", "db_cores", "host_busy_cores"}, cores2}
+	cores   = column{"CPU cores busy: server / PostgreSQL / loadgen+sink / machine", []string{"server_cores", "db_cores", "tool_cores", "host_busy_cores"}, cores2}
 )
 
 func cores2(m []float64) string {
