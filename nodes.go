@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -56,10 +57,30 @@ func (d *dispatcher) applyChange(ctx context.Context, ch store.Change) error {
 			return err
 		}
 	}
-	if len(ch.Tasks) == 0 {
+	taskIDs := ch.Tasks[:0:0]
+	for _, id := range ch.Tasks {
+		if !strings.HasPrefix(id, scheduleIDPrefix) {
+			taskIDs = append(taskIDs, id)
+			continue
+		}
+		// A schedule's next run: a standby timer, as for a task.
+		sc, err := a.store.Schedule(ctx, id)
+		switch {
+		case store.IsNotFound(err):
+			a.sched.timerAt(id, nil)
+		case err != nil:
+			return err
+		case sc.NextRunAt == nil:
+			a.sched.timerAt(id, nil)
+		default:
+			due := *sc.NextRunAt + foreignGrace.Milliseconds()
+			a.sched.timerAt(id, &due)
+		}
+	}
+	if len(taskIDs) == 0 {
 		return nil
 	}
-	ts, err := a.store.TasksByID(ctx, ch.Tasks)
+	ts, err := a.store.TasksByID(ctx, taskIDs)
 	if err != nil {
 		return err
 	}
@@ -68,13 +89,13 @@ func (d *dispatcher) applyChange(ctx context.Context, ch store.Change) error {
 		seen[t.ID] = true
 		a.sched.foreign(t)
 	}
-	for _, id := range ch.Tasks {
+	for _, id := range taskIDs {
 		if !seen[id] { // deleted (retention)
 			a.sched.remove(id)
 			a.sched.timerAt(id, nil)
 		}
 	}
-	a.hub.notify(ch.Tasks) // long polls and live pages on this node
+	a.hub.notify(taskIDs) // long polls and live pages on this node
 	return nil
 }
 

@@ -36,7 +36,8 @@ type Shared interface {
 
 // Change is what one commit (or several, merged) of another node changed.
 type Change struct {
-	// Tasks are the ids of the tasks the commit wrote (inserted, updated or deleted).
+	// Tasks are the ids of the tasks the commit wrote (inserted, updated or deleted), and
+	// of the schedules it wrote (their ids start with "sch_", which no task id does).
 	Tasks []string
 	// Flows are the flows whose stored settings or pause changed.
 	Flows []FlowKey
