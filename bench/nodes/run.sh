@@ -76,6 +76,7 @@ cleanup() {
   pg_stop
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM # so that the EXIT trap stops what this script started
 
 wait_healthy() { # url pid: up to 30 s
   for _ in $(seq 1 600); do
