@@ -16,8 +16,9 @@ import (
 const membershipEvery = 2 * time.Second
 
 // followChanges applies the other nodes' commits as they arrive, until the store closes or
-// ctx ends: their tasks' timers (as a standby, scheduler.foreign) and long polls, their
-// flows' settings, and the caches of teams and keys.
+// ctx ends: their tasks' and schedules' timers (as a standby, scheduler.foreign) and long
+// polls, their flows' settings, and the caches of teams and keys. A change says how the
+// commit left each task, so nothing is read back.
 func (d *dispatcher) followChanges(ctx context.Context) {
 	a := d.a
 	for {
@@ -57,45 +58,14 @@ func (d *dispatcher) applyChange(ctx context.Context, ch store.Change) error {
 			return err
 		}
 	}
-	taskIDs := ch.Tasks[:0:0]
-	for _, id := range ch.Tasks {
-		if !strings.HasPrefix(id, scheduleIDPrefix) {
-			taskIDs = append(taskIDs, id)
-			continue
-		}
-		// A schedule's next run: a standby timer, as for a task.
-		sc, err := a.store.Schedule(ctx, id)
-		switch {
-		case store.IsNotFound(err):
-			a.sched.timerAt(id, nil)
-		case err != nil:
-			return err
-		case sc.NextRunAt == nil:
-			a.sched.timerAt(id, nil)
-		default:
-			due := *sc.NextRunAt + foreignGrace.Milliseconds()
-			a.sched.timerAt(id, &due)
+	ids := make([]string, 0, len(ch.Tasks))
+	for _, tc := range ch.Tasks {
+		a.sched.foreign(tc)
+		if !strings.HasPrefix(tc.ID, scheduleIDPrefix) {
+			ids = append(ids, tc.ID)
 		}
 	}
-	if len(taskIDs) == 0 {
-		return nil
-	}
-	ts, err := a.store.TasksByID(ctx, taskIDs)
-	if err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(ts))
-	for _, t := range ts {
-		seen[t.ID] = true
-		a.sched.foreign(t)
-	}
-	for _, id := range taskIDs {
-		if !seen[id] { // deleted (retention)
-			a.sched.remove(id)
-			a.sched.timerAt(id, nil)
-		}
-	}
-	a.hub.notify(taskIDs) // long polls and live pages on this node
+	a.hub.notify(ids) // long polls and live pages on this node
 	return nil
 }
 
