@@ -174,16 +174,5 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 "$BIN/summarize" "$OUT" > "$OUT/summary.md"
-if [ -s "$OUT/pgstats.txt" ]; then
-  {
-    echo "### PostgreSQL's work per task (whole run: start-up, 50 warm-up tasks and the measured ones)"
-    echo
-    echo "| system | scenario | rep | tasks | transactions | transactions/task | rollbacks | WAL flushes (fsync) | fsyncs/task | WAL records/task | WAL KiB/task |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    sort -k2,2 -k1,1 -k3,3n "$OUT/pgstats.txt" | awk '{ printf "| %s | %s | %s | %d | %d | %.2f | %d | %d | %.2f | %.1f | %.2f |\n",
-      $1, $2, $3, $4, $5, $5 / $4, $6, $7, $7 / $4, $8 / $4, $9 / $4 / 1024 }'
-    echo
-  } >> "$OUT/summary.md"
-fi
 cat "$OUT/summary.md"
 echo "results: $OUT" >&2

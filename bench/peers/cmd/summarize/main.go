@@ -212,4 +212,67 @@ func main() {
 		}
 		fmt.Println()
 	}
+	pgStats(filepath.Join(dir, "pgstats.txt"), known)
+}
+
+// pgStats prints the medians of pgstats.txt (bench/nodes/run.sh writes it): what PostgreSQL
+// did in each run, one line per run: system scenario rep tasks transactions rollbacks
+// wal_syncs wal_records wal_bytes.
+func pgStats(path string, known []string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	type key struct{ sc, sys string }
+	by := map[key][][]float64{}
+	var keys []key
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 9 {
+			continue
+		}
+		var v []float64
+		for _, x := range f[3:] {
+			var n float64
+			fmt.Sscan(x, &n)
+			v = append(v, n)
+		}
+		if v[0] <= 0 {
+			continue
+		}
+		k := key{f[1], f[0]}
+		if by[k] == nil {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], v)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := slices.Index(known, a.sc) - slices.Index(known, b.sc); c != 0 {
+			return c
+		}
+		return strings.Compare(a.sys, b.sys)
+	})
+	fmt.Print("### PostgreSQL's work per task (medians; whole run: start-up, 50 warm-up tasks and the measured ones)\n\n")
+	fmt.Println("| scenario | system | runs | transactions/task | WAL flushes/task | WAL records/task | WAL KiB/task | rollbacks (all runs) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, k := range keys {
+		runs := by[k]
+		per := func(i int, scale float64) float64 {
+			var xs []float64
+			for _, v := range runs {
+				xs = append(xs, v[i]/v[0]/scale)
+			}
+			return median(xs)
+		}
+		var rollbacks float64
+		for _, v := range runs {
+			rollbacks += v[2]
+		}
+		fmt.Printf("| %s | %s | %d | %.2f | %.2f | %.1f | %.2f | %.0f |\n", k.sc, k.sys, len(runs),
+			per(1, 1), per(3, 1), per(4, 1), per(5, 1024), rollbacks)
+	}
+	fmt.Println()
 }
