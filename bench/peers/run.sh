@@ -23,7 +23,8 @@
 #   AQ_BIN    an asyncqueue binary to use instead of building the repository's
 #   AQ_ARGS   extra flags for asyncqueue serve
 #   VAULT_KEY [random] the --vault-key of asyncqueue-pg (64 hex characters)
-#   PG_BIN, PG_PORT_FROM, PG_EXTERNAL: the PostgreSQL of asyncqueue-pg (see pgcluster.sh); by
+#   PG_BIN, PG_PORT_FROM, PG_EXTERNAL: the PostgreSQL of asyncqueue-pg, river-pg and
+#             river-pg-wide (see pgcluster.sh); by
 #             default a throwaway cluster this script starts, each run on a fresh database
 #   BIN [$TMPDIR/aq-peers-bin]  DBDIR [$TMPDIR/aq-peers-db]  OUT [$TMPDIR/aq-peers-results/<UTC time>]
 #   SRV_PORT [18090] SINK_PORT [19000] SINK_TLS_PORT [19443]
@@ -100,6 +101,8 @@ server_cmd() { # system
     river-tuned)       echo "$r -workers $WORKERS -fetch-cooldown 10ms -fetch-poll 100ms" ;;
     river-tuned-full)  echo "$r -workers $WORKERS -fetch-cooldown 10ms -fetch-poll 100ms -sync FULL" ;;
     river-wide)        echo "$r -workers $WIDE -fetch-cooldown 10ms -fetch-poll 100ms -sync FULL" ;;
+    river-pg)          echo "$BIN/peer-river -addr $SRV -pg $AQ_DB -pg-conns 16 -workers $WORKERS -fetch-cooldown 10ms -fetch-poll 100ms" ;;
+    river-pg-wide)     echo "$BIN/peer-river -addr $SRV -pg $AQ_DB -pg-conns 16 -workers $WIDE -fetch-cooldown 10ms -fetch-poll 100ms" ;;
     goqite-default)    echo "$g -limit $WORKERS" ;;
     goqite-tuned)      echo "$g -limit $WORKERS -poll 10ms" ;;
     goqite-tuned-full) echo "$g -limit $WORKERS -poll 10ms -sync FULL" ;;
@@ -115,10 +118,10 @@ server_cmd() { # system
   echo "go: $(go version | cut -d' ' -f3-)"
   echo "params: REPS=$REPS C=$C N=$N SN=$SN SLOW_MS=$SLOW_MS DN=$DN DELAY_SHORT=$DELAY_SHORT RN=$RN RATE=$RATE HANG_N=$HANG_N HANG_TIMEOUT=$HANG_TIMEOUT HN=$HN WORKERS=$WORKERS WIDE=$WIDE WARMUP=$WARMUP TLS=$TLS AQ_ARGS=$AQ_ARGS"
 } > "$OUT/meta.txt"
-# asyncqueue-pg needs a PostgreSQL: started once, a fresh database per run.
+# asyncqueue-pg and river-pg* need a PostgreSQL: started once, a fresh database per run.
 all_systems=$SYSTEMS
 if [ -z "$all_systems" ]; then for sc in $SCENARIOS; do all_systems="$all_systems $(default_systems "$sc")"; done; fi
-if [[ " $all_systems " == *" asyncqueue-pg "* ]]; then
+if [[ " $all_systems " == *" asyncqueue-pg "* || " $all_systems " == *" river-pg"* ]]; then
   pg_start
   pg_settings >> "$OUT/meta.txt"
 fi
@@ -145,8 +148,8 @@ for rep in $(seq 1 "$REPS"); do
       log="$OUT/$sys-$sc-r$rep.server.log"
       rm -f "$DBDIR"/aq.db* "$DBDIR"/river.db* "$DBDIR"/goqite.db*
       AQ_DB=$DBDIR/aq.db; DB_PID=""
-      if [ "$sys" = asyncqueue-pg ]; then
-        PG_DB=aq_${sc}_r${rep}_$$
+      if [ "$sys" = asyncqueue-pg ] || [[ $sys == river-pg* ]]; then
+        PG_DB=$(echo "${sys}_${sc}_r${rep}_$$" | tr - _)
         AQ_DB=$(pg_createdb "$PG_DB"); DB_PID=$PG_PID
       fi
       cmd=$(server_cmd "$sys")
