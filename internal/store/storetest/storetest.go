@@ -23,6 +23,9 @@ type Backend struct {
 	// OpenSmall, if set, returns a new, empty store that can hold no more than about a
 	// megabyte, to check that a full database answers store.ErrFull.
 	OpenSmall func(t *testing.T) store.Store
+	// NoBackup says the backend does not copy its database itself (PostgreSQL: pg_dump
+	// does): Backup must then fail with an error, and the store stay usable.
+	NoBackup bool
 }
 
 // RunAll runs the contract on each backend, as a subtest named after it.
@@ -59,6 +62,10 @@ func Run(t *testing.T, b Backend) {
 		t.Run(c.name, func(t *testing.T) {
 			s := b.Open(t)
 			t.Cleanup(func() { s.Close() })
+			if c.name == "PingAndBackup" && b.NoBackup {
+				testPingNoBackup(t, s)
+				return
+			}
 			c.fn(t, s)
 		})
 	}
@@ -384,9 +391,14 @@ func testClaimDue(t *testing.T, s store.Store) {
 		claimed, err = tx.ClaimTask(a.ID, 150)
 		return err
 	})
-	if claimed.Status != store.StatusProcessing || claimed.Attempts != 1 || claimed.DueAt != nil ||
+	// No timer while the call runs; on a shared store, the claim's lease instead.
+	var wantDue *int64
+	if _, shared := s.(store.Shared); shared {
+		wantDue = ptr(150 + a.TimeoutMS + store.LeaseSlack.Milliseconds())
+	}
+	if claimed.Status != store.StatusProcessing || claimed.Attempts != 1 || !reflect.DeepEqual(claimed.DueAt, wantDue) ||
 		claimed.StartedAt == nil || *claimed.StartedAt != 150 {
-		t.Fatalf("ClaimTask returned %+v", claimed)
+		t.Fatalf("ClaimTask returned %+v (due %v, want %v)", claimed, claimed.DueAt, wantDue)
 	}
 	if got := get(t, s, a.ID); !reflect.DeepEqual(got, claimed) {
 		t.Fatalf("the claimed task as stored\n got %+v\nwant %+v", got, claimed)
@@ -697,6 +709,20 @@ func testPingAndBackup(t *testing.T, s store.Store) {
 	if err != nil || n != 2 {
 		t.Fatalf("Backup = %d tasks, %v; want 2", n, err)
 	}
+}
+
+// testPingNoBackup checks a backend that leaves backups to another tool: Backup fails
+// with an error, and the store still answers.
+func testPingNoBackup(t *testing.T, s store.Store) {
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if n, err := s.Backup(ctx, filepath.Join(t.TempDir(), "copy.db")); err == nil {
+		t.Fatalf("Backup = %d tasks, no error; want an error saying how to back up", n)
+	}
+	tm := team(t, s, "a")
+	insert(t, s, newTask(tm, "00000000-0000-7000-8000-000000000001", store.StatusPending))
+	get(t, s, "00000000-0000-7000-8000-000000000001")
 }
 
 // testFull fills a small store until a write fails: it must fail with ErrFull, keep
