@@ -213,10 +213,6 @@ func serverDB(t testing.TB, db string) string {
 	return u
 }
 
-func isPostgresURL(db string) bool {
-	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
-}
-
 // openDB opens a server's database for a test to read or write behind its back: the
 // SQLite file, or the PostgreSQL database. Queries go through rebind; the caller closes it.
 func openDB(t testing.TB, db string, readOnly bool) *sql.DB {
