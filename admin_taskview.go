@@ -272,6 +272,8 @@ func nextTimerLabel(t *store.Task) string {
 		return "Times out at (max wait)"
 	case store.StatusPolling:
 		return "Next poll at"
+	case store.StatusProcessing:
+		return "Claim's lease ends at"
 	}
 	if t.OnCompleteURL != nil {
 		return "Next webhook attempt at"

@@ -100,6 +100,13 @@ func (a *App) team(ctx context.Context, id string) (*store.Team, error) {
 	return t, nil
 }
 
+// forgetTeams drops the cached teams (another node changed one).
+func (a *App) forgetTeams() {
+	a.teamMu.Lock()
+	a.teamCache = nil
+	a.teamMu.Unlock()
+}
+
 func (a *App) setTeam(t *store.Team) {
 	a.teamMu.Lock()
 	defer a.teamMu.Unlock()

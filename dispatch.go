@@ -96,7 +96,7 @@ func (d *dispatcher) start(ctx context.Context) error {
 		return err
 	}
 	if recovered > 0 {
-		a.log.Warn("callbacks interrupted by the last shutdown will run again", "tasks", recovered)
+		a.log.Warn("callbacks interrupted by this node's last shutdown will run again", "tasks", recovered)
 	}
 	if err := a.loadFlows(ctx); err != nil {
 		return fmt.Errorf("load flows: %w", err)
@@ -124,6 +124,20 @@ func (d *dispatcher) start(ctx context.Context) error {
 		defer d.loops.Done()
 		d.pruneLoop(a.cfg.Retention)
 	}()
+	if a.shared != nil {
+		if err := d.readMembership(ctx); err != nil {
+			return fmt.Errorf("read the live nodes: %w", err)
+		}
+		d.loops.Add(2)
+		go func() {
+			defer d.loops.Done()
+			d.followChanges(d.runCtx)
+		}()
+		go func() {
+			defer d.loops.Done()
+			d.membershipLoop(d.runCtx)
+		}()
+	}
 	d.workers.Add(1)
 	go func() {
 		defer d.workers.Done()

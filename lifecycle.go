@@ -89,6 +89,14 @@ func claim(t *store.Task, nowMS int64) {
 	t.DueAt = nil
 }
 
+// lease gives a claim made in memory on a shared store (several nodes) its lease: due_at is
+// the claim's end, one timeout and store.LeaseSlack after now, as Tx.ClaimTask writes it.
+// If the node dies mid-call, the timer makes another node run the task again.
+func lease(t *store.Task, nowMS int64) {
+	end := nowMS + t.TimeoutMS + store.LeaseSlack.Milliseconds()
+	t.DueAt = &end
+}
+
 // unclaim returns a task whose call shutdown cut short to pending, due now and its attempt
 // not counted, so that it runs again after the restart. False if it is not processing.
 func unclaim(t *store.Task, nowMS int64) bool {
@@ -449,12 +457,13 @@ func expireIfDue(t *store.Task, now time.Time) change {
 type timerAction int
 
 const (
-	timerStale   timerAction = iota // nothing: the task has no timer now, or a later one
-	timerQueued                     // already pending (a timer reloaded after a restart): queue it
-	timerDueNow                     // delayed → pending: its call may start
-	timerExpired                    // a deadline came: timed out
-	timerPoll                       // polling: poll now, under a lease
-	timerWebhook                    // finished: send its webhook (again), under a lease
+	timerStale      timerAction = iota // nothing: the task has no timer now, or a later one
+	timerQueued                        // already pending (a timer reloaded after a restart): queue it
+	timerDueNow                        // delayed → pending: its call may start
+	timerExpired                       // a deadline came: timed out
+	timerPoll                          // polling: poll now, under a lease
+	timerWebhook                       // finished: send its webhook (again), under a lease
+	timerLeaseEnded                    // processing past its claim's lease → pending
 )
 
 // timerFired moves a task whose timer fell due, and says what else to do. The leases make
@@ -469,6 +478,13 @@ func timerFired(t *store.Task, now time.Time) timerAction {
 	case t.Status == store.StatusDelayed:
 		t.Status = store.StatusPending
 		return timerDueNow
+	case t.Status == store.StatusProcessing:
+		// Only on a shared store, where a claim has a lease: the node that claimed the task
+		// died mid-call. It runs again, its attempt counted, as after a crash.
+		t.Status = store.StatusPending
+		ms := now.UnixMilli()
+		t.DueAt = &ms
+		return timerLeaseEnded
 	case timeoutDue(t, now):
 		applyTimeout(t, now)
 		return timerExpired

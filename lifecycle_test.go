@@ -828,7 +828,8 @@ func TestTimerFired(t *testing.T) {
 		{"delayed, due", lcTask(status(store.StatusDelayed), due(-time.Millisecond)), timerDueNow, store.StatusPending, "-1ms"},
 		{"delayed, due later: stale", lcTask(status(store.StatusDelayed), due(time.Second)), timerStale, store.StatusDelayed, "1s"},
 		{"no timer: stale", lcTask(status(store.StatusDelayed), noTimer), timerStale, store.StatusDelayed, "<nil>"},
-		{"processing", lcTask(status(store.StatusProcessing), due(-time.Second)), timerStale, store.StatusProcessing, "-1s"},
+		{"processing past its lease (shared store): runs again", lcTask(status(store.StatusProcessing), due(-time.Second)), timerLeaseEnded, store.StatusPending, "0s"},
+		{"processing, lease to come", lcTask(status(store.StatusProcessing), due(time.Second)), timerStale, store.StatusProcessing, "1s"},
 		{"waiting at maxWaitTime", lcTask(waitingFor(30*time.Second, 0)), timerExpired, store.StatusTimeout, "<nil>"},
 		{"waiting at its heartbeat deadline", lcTask(waitingFor(10*time.Second, 10*time.Second)), timerExpired, store.StatusTimeout, "<nil>"},
 		{"waiting, deadline to come", lcTask(waitingFor(10*time.Second, 0)), timerStale, store.StatusWaiting, "20s"},
@@ -842,6 +843,22 @@ func TestTimerFired(t *testing.T) {
 		if got != c.action || c.task.Status != c.status || i64(c.task.DueAt) != c.due {
 			t.Errorf("%s: got action %d, %s due %s; want %d, %s due %s", c.name, got, c.task.Status, i64(c.task.DueAt), c.action, c.status, c.due)
 		}
+	}
+}
+
+func TestLease(t *testing.T) {
+	t.Parallel()
+	task := lcTask()
+	task.TimeoutMS = 5000
+	claim(task, now.UnixMilli())
+	lease(task, now.UnixMilli())
+	if got, want := i64(task.DueAt), (5*time.Second + store.LeaseSlack).String(); got != want {
+		t.Fatalf("lease ends %s after now, want %s", got, want)
+	}
+	// The lease ends while the task is still processing: the claim's node is gone.
+	late := now.Add(5*time.Second + store.LeaseSlack)
+	if a := timerFired(task, late); a != timerLeaseEnded || task.Status != store.StatusPending || task.Attempts != 1 {
+		t.Fatalf("at the lease's end: action %d, %s, attempts %d", a, task.Status, task.Attempts)
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
-	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 )
 
 //go:embed schema.sql
@@ -52,7 +51,7 @@ type CLI struct {
 
 // DBFlag is --db, on the commands that open the database.
 type DBFlag struct {
-	DB string `help:"SQLite database file (created if missing)." default:"asyncqueue.db" env:"ASYNCQUEUE_DB" type:"path"`
+	DB string `help:"Database: an SQLite file (created if missing), or a postgres:// URL for several nodes on one PostgreSQL." default:"asyncqueue.db" env:"ASYNCQUEUE_DB"`
 }
 
 // LogFlags are the logging flags of serve (the other commands do not log).
@@ -121,6 +120,7 @@ func main() {
 	case "backup":
 		cli.DB = cli.Backup.DB
 	}
+	cli.DB = dbLocation(cli.DB)
 	log := newLogger(os.Stderr, logs.LogFormat, logs.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -194,14 +194,6 @@ func (VersionCmd) Run() error {
 	}
 	fmt.Printf("asyncqueue %s%s\n", Version(), rev)
 	return nil
-}
-
-func openStore(path string, sync string, onCommit func([]string)) (store.Store, error) {
-	st, err := sqlite.Open(path, sqlite.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
-	if err != nil {
-		return nil, err // not a nil *sqlite.Store in a non-nil interface
-	}
-	return st, nil
 }
 
 // KeysCmd manages API keys.

@@ -28,6 +28,7 @@ type metrics struct {
 	polls      *prometheus.CounterVec // result: running, done, failed, transient
 	httpReqs   *prometheus.CounterVec // code class
 	slotWaits  *prometheus.CounterVec // reason a due task could not start at once
+	nodes      prometheus.Gauge       // live nodes sharing the store (1 on SQLite)
 	all        []prometheus.Collector // everything registered
 
 	// kind: scheduled, catchup, trigger; outcome: created, invalid (the body made no task)
@@ -62,6 +63,9 @@ func newMetrics(a *App) *metrics {
 	m.slotWaits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asyncqueue_slot_waits_total",
 		Help: "Due tasks that waited in their flow's queue instead of starting at once, by reason (ceiling, parallelism, rate, paused, queue)."},
 		[]string{"reason"})
+	m.nodes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "asyncqueue_nodes",
+		Help: "Live nodes sharing the database (1 on SQLite); each runs its share of every flow's limits."})
+	m.nodes.Set(1)
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asyncqueue_calls_in_flight",
 		Help: "Calls of task targets in flight now."}, func() float64 { n, _ := a.sched.totals(); return float64(n) })
 	paused := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "asyncqueue_flows_paused",
@@ -70,7 +74,7 @@ func newMetrics(a *App) *metrics {
 		Help: "Schedule runs by kind (scheduled, catchup, trigger) and outcome (created, invalid)."}, []string{"kind", "outcome"})
 	f(m.scheduleRuns)
 	for _, c := range []prometheus.Collector{m.created, m.callbacks, m.callbackS, m.timerLag, m.webhooks, m.signals,
-		m.batchSize, m.commitS, m.writeFails, m.polls, m.httpReqs, m.slotWaits, inFlight, paused} {
+		m.batchSize, m.commitS, m.writeFails, m.polls, m.httpReqs, m.slotWaits, m.nodes, inFlight, paused} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())

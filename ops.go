@@ -19,6 +19,10 @@ type BackupCmd struct {
 // Run writes the copy with VACUUM INTO, which reads one snapshot: every task committed
 // before the backup started is in it, and nothing half-written is.
 func (c *BackupCmd) Run(ctx context.Context, cli *CLI) error {
+	if isPostgres(cli.DB) {
+		return fmt.Errorf("asyncqueue backup copies an SQLite file; back up a PostgreSQL database with its own tools, "+
+			"e.g. pg_dump --format=custom --file=aq.dump '%s' (and keep the --vault-key with it)", redactURL(cli.DB))
+	}
 	if _, err := os.Stat(cli.DB); err != nil {
 		return fmt.Errorf("database %s: %w", cli.DB, err)
 	}

@@ -51,6 +51,9 @@ type scheduler struct {
 	now         func() time.Time
 	maxInFlight int
 	parallelism int // a flow's parallelism unless set
+	// On a shared store, this node's place among the live nodes: each node runs its share
+	// of every flow's parallelism and rate, so that together they keep the flow's limits.
+	rank, nodes int
 
 	inFlight int
 	flows    map[flowRef]*flowQ
@@ -159,7 +162,7 @@ func newScheduler(maxInFlight, parallelism int, now func() time.Time) *scheduler
 	}
 	return &scheduler{
 		timers: timerq.New(),
-		now:    now, maxInFlight: max(maxInFlight, 1), parallelism: max(parallelism, 1),
+		now:    now, maxInFlight: max(maxInFlight, 1), parallelism: max(parallelism, 1), nodes: 1,
 		flows: map[flowRef]*flowQ{}, teams: map[string]*teamQ{}, index: map[string]*schedItem{},
 		wake: make(chan struct{}, 1),
 	}
@@ -185,10 +188,56 @@ func (s *scheduler) flow(f flowRef) *flowQ {
 }
 
 func (s *scheduler) parallelismOf(fq *flowQ) int {
+	p := s.parallelism
 	if fq.set.Parallelism > 0 {
-		return fq.set.Parallelism
+		p = fq.set.Parallelism
 	}
-	return s.parallelism
+	return share(p, s.rank, s.nodes)
+}
+
+// share is node rank's part of a limit of n calls shared by nodes: n/nodes, and one more
+// for the first n%nodes ranks, so that the parts add up to n.
+func share(n, rank, nodes int) int {
+	if nodes <= 1 {
+		return n
+	}
+	p := n / nodes
+	if rank < n%nodes {
+		p++
+	}
+	return p
+}
+
+// limiter makes a flow's token bucket for this node's share of rate (nil without a rate).
+func (s *scheduler) limiter(rps float64) *rate.Limiter {
+	if rps <= 0 {
+		return nil
+	}
+	rps /= float64(s.nodes)
+	burst := max(1, int(rps*rateBurstWindow.Seconds()))
+	l := rate.NewLimiter(rate.Limit(rps), burst)
+	l.AllowN(s.now(), burst) // start empty: no burst right after a change
+	return l
+}
+
+// setNodes tells the scheduler this node's rank among n live nodes (SPEC §12): its flows
+// take rank's share of their limits from now on.
+func (s *scheduler) setNodes(rank, n int) {
+	s.mu.Lock()
+	if n < 1 {
+		n, rank = 1, 0
+	}
+	changed := s.rank != rank || s.nodes != n
+	s.rank, s.nodes = rank, n
+	if changed {
+		for _, fq := range s.flows {
+			fq.limiter = s.limiter(fq.set.RatePerSecond)
+		}
+	}
+	s.mu.Unlock()
+	if changed {
+		s.signal()
+	}
 }
 
 // blocked says why fq cannot start a call at now ("" if it can), and when that may change
@@ -203,7 +252,7 @@ func (s *scheduler) blocked(fq *flowQ, now time.Time) (reason string, until time
 		return "parallelism", time.Time{}
 	case fq.limiter != nil:
 		if tokens := fq.limiter.TokensAt(now); tokens < 1 {
-			need := (1 - tokens) / fq.set.RatePerSecond
+			need := (1 - tokens) / float64(fq.limiter.Limit())
 			return "rate", now.Add(time.Duration(math.Ceil(need * float64(time.Second))))
 		}
 	}
@@ -449,12 +498,7 @@ func (s *scheduler) setFlow(f flowRef, set FlowSettings, stored bool) {
 	fq := s.flow(f)
 	fq.set = set
 	fq.stored = stored
-	fq.limiter = nil
-	if set.RatePerSecond > 0 {
-		burst := max(1, int(set.RatePerSecond*rateBurstWindow.Seconds()))
-		fq.limiter = rate.NewLimiter(rate.Limit(set.RatePerSecond), burst)
-		fq.limiter.AllowN(s.now(), burst) // start empty: no burst right after a change
-	}
+	fq.limiter = s.limiter(set.RatePerSecond)
 	s.forget(fq)
 	s.mu.Unlock()
 	s.signal()
@@ -578,6 +622,28 @@ func (s *scheduler) committed(t *store.Task, now time.Time) (sendWebhook bool) {
 	return webhookArmed(t)
 }
 
+// foreignGrace is how long past its due time a task another node wrote waits before this
+// node acts on it: the node that wrote it acts on time, and its next write reaches here
+// and moves or drops this timer. Only when that node is gone or saturated does this one
+// take over.
+const foreignGrace = time.Second
+
+// foreign takes a task as another node's write just committed it (on a shared store): it
+// leaves this node's ready queue unless still pending, and its timer, if any, is kept
+// here foreignGrace late, as a standby for the node that wrote it.
+func (s *scheduler) foreign(t *store.Task) {
+	s.upcoming.drop(t.ID)
+	if t.Status != store.StatusPending {
+		s.remove(t.ID)
+	}
+	if t.DueAt == nil {
+		s.timerAt(t.ID, nil)
+		return
+	}
+	due := *t.DueAt + foreignGrace.Milliseconds()
+	s.timerAt(t.ID, &due)
+}
+
 // timerAt puts id's timer at due when that falls inside the horizon, and takes it out
 // otherwise (nil due: no timer). Under horizonMu, so that the loader either sees the
 // change or has already moved the horizon past it.
@@ -601,6 +667,13 @@ func (s *scheduler) extendHorizon(until int64) (from int64, ok bool) {
 	}
 	from, s.loadedUntil = s.loadedUntil, until
 	return from, true
+}
+
+// horizon is the time before which every timer is in timers.
+func (s *scheduler) horizon() int64 {
+	s.horizonMu.Lock()
+	defer s.horizonMu.Unlock()
+	return s.loadedUntil
 }
 
 // loaded reports whether the timers were loaded once since start.

@@ -289,3 +289,86 @@ func TestSchedulerCommitted(t *testing.T) {
 		t.Errorf("%d timers, want the webhook's lease", n)
 	}
 }
+
+func TestShare(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ n, nodes int }{{5000, 1}, {5000, 3}, {2, 3}, {1, 3}, {7, 2}, {0, 2}} {
+		sum := 0
+		for rank := range c.nodes {
+			p := share(c.n, rank, c.nodes)
+			if p < c.n/c.nodes || p > c.n/c.nodes+1 {
+				t.Errorf("share(%d, %d, %d) = %d: not an even part", c.n, rank, c.nodes, p)
+			}
+			sum += p
+		}
+		if sum != c.n {
+			t.Errorf("%d shared by %d nodes: the parts add up to %d", c.n, c.nodes, sum)
+		}
+	}
+}
+
+// Three nodes with a flow of parallelism 2: the first two ranks run one call each, the
+// third none; a rate is split evenly.
+func TestSchedulerNodesShareLimits(t *testing.T) {
+	t.Parallel()
+	f := fr("A", "shared")
+	for rank, want := range []int{1, 1, 0} {
+		c := newClock()
+		s := newScheduler(100, 100, c.now)
+		s.setNodes(rank, 3)
+		s.setFlow(f, FlowSettings{Parallelism: 2}, true)
+		for i := range 5 {
+			s.push(fmt.Sprintf("t%d", i), f, 5, int64(i))
+		}
+		if got, _ := s.pick(10); len(got) != want {
+			t.Errorf("rank %d of 3 started %d calls of a flow of parallelism 2, want %d", rank, len(got), want)
+		}
+	}
+
+	c := newClock()
+	s := newScheduler(1000, 1000, c.now)
+	s.setFlow(f, FlowSettings{RatePerSecond: 30}, true)
+	s.setNodes(0, 3) // after the flow: its bucket is remade for the share
+	for i := range 100 {
+		s.push(fmt.Sprintf("t%03d", i), f, 5, int64(i))
+	}
+	started := 0
+	for range 20 {
+		got, _ := s.pick(100)
+		started += len(got)
+		for _, p := range got {
+			s.done(p.flow)
+		}
+		c.add(100 * time.Millisecond)
+	}
+	if started < 18 || started > 21 {
+		t.Fatalf("a third of 30/s over 2 s started %d calls, want about 20", started)
+	}
+}
+
+// Another node's write: a task no longer pending leaves this node's queue, and a timer is
+// kept foreignGrace late, as a standby.
+func TestSchedulerForeign(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	s := newScheduler(10, 10, func() time.Time { return now })
+	s.extendHorizon(now.Add(TimerHorizon).UnixMilli())
+	f := flowRef{"A", "https://a.example"}
+	s.push("q", f, 5, now.UnixMilli())
+	due := now.UnixMilli()
+	s.foreign(&store.Task{ID: "q", TeamID: "A", TargetURL: "https://a.example/x", Status: store.StatusProcessing, DueAt: &due})
+	if got, _ := s.pick(10); len(got) != 0 {
+		t.Errorf("a task another node claimed is still queued here: %v", ids(got))
+	}
+	if es := s.timers.PopDue(now.Add(foreignGrace-time.Millisecond), 10); len(es) != 0 {
+		t.Errorf("the standby timer fired before the grace: %v", es)
+	}
+	if es := s.timers.PopDue(now.Add(foreignGrace), 10); len(es) != 1 || es[0].ID != "q" {
+		t.Errorf("no standby timer at due+grace: %v", es)
+	}
+	s.foreign(&store.Task{ID: "q", TeamID: "A", TargetURL: "https://a.example/x", Status: store.StatusDelayed, DueAt: &due})
+	s.foreign(&store.Task{ID: "q", TeamID: "A", TargetURL: "https://a.example/x", Status: store.StatusCompleted})
+	if n := s.timers.Len(); n != 0 {
+		t.Error("a finished task kept its timer")
+	}
+}

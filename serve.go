@@ -45,6 +45,8 @@ type ServeCmd struct {
 	MaxDBSize           int64         `help:"Refuse writes (507) once the database file would grow past this many bytes (0 = no limit)." default:"0" env:"ASYNCQUEUE_MAX_DB_SIZE"`
 	MaxLongPolls        int           `help:"Long polls (GET /v1/tasks/{id}?wait=) one team may hold open at once; more get 429 (0 = no limit)." default:"100" env:"ASYNCQUEUE_MAX_LONG_POLLS"`
 	PprofAddr           string        `help:"Serve Go's pprof profiles on this address (e.g. 127.0.0.1:6060); off when empty." env:"ASYNCQUEUE_PPROF_ADDR"`
+	NodeID              string        `help:"This node's name among the nodes sharing a PostgreSQL database; unique per node (default: host name and port)." env:"ASYNCQUEUE_NODE_ID"`
+	DBConns             int           `help:"PostgreSQL connections this node may hold at most." default:"16" env:"ASYNCQUEUE_DB_CONNS"`
 }
 
 // Run serves until ctx is cancelled (SIGINT/SIGTERM), then shuts down in order:
@@ -59,11 +61,26 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
-	lock, err := lockDatabase(cli.DB)
-	if err != nil {
-		return err
+	var err error
+	pg := isPostgres(cli.DB)
+	if pg {
+		if c.VaultKey == "" {
+			return errors.New("--vault-key is required with a PostgreSQL database: every node must seal and open " +
+				"vault tokens and callback ids with the same key (generate one with: openssl rand -hex 32)")
+		}
+		if c.MaxDBSize != 0 {
+			return errors.New("--max-db-size applies to an SQLite file; PostgreSQL's own limits apply to a PostgreSQL database")
+		}
+		if c.DBConns < 2 {
+			return errors.New("--db-conns must be at least 2")
+		}
+	} else {
+		lock, err := lockDatabase(cli.DB)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
 	}
-	defer lock.Close()
 
 	var policy outbound.Policy
 	policy.AllowPrivate = c.AllowPrivateTargets
@@ -134,21 +151,47 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 			ln.Close()
 			return fmt.Errorf("--vault-key: %w", err)
 		}
-	} else if key, err = vault.ReadKeyFile(keyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+	} else if key, err = vault.ReadKeyFile(keyFile); err != nil && !errors.Is(err, os.ErrNotExist) { // SQLite only
 		ln.Close()
 		return fmt.Errorf("vault key file: %w", err)
 	}
 	app.metrics = newMetrics(app)
-	st, err := sqlite.Open(cli.DB, sqlite.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
-		OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})
-	if err != nil {
-		ln.Close()
-		return err
+	var st store.Store
+	if pg {
+		node := c.NodeID
+		if node == "" {
+			node = defaultNodeID(ln.Addr().String())
+		}
+		shared, err := openPostgres(ctx, pgOptions{URL: cli.DB, Node: node, OnCommit: app.hub.notify,
+			OnBatch: app.metrics.onBatch, MaxConns: c.DBConns})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("database %s: %w", redactURL(cli.DB), err)
+		}
+		st, app.shared = shared, shared
+	} else {
+		lite, err := sqlite.Open(cli.DB, sqlite.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
+			OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		st = lite
 	}
 	app.store = st
-	if err := app.bootstrap(ctx, publicURL); err != nil {
+	err = app.bootstrap(ctx, publicURL)
+	if err != nil && pg {
+		// Nodes started together on an empty database race to create team "default": the
+		// loser's insert fails on the unique name, and its second look finds the team.
+		time.Sleep(100 * time.Millisecond)
+		err = app.bootstrap(ctx, publicURL)
+	}
+	if err != nil {
 		st.Close()
 		ln.Close()
+		if pg {
+			return err
+		}
 		return sqlite.Explain(cli.DB, err)
 	}
 	if key == nil {
@@ -177,8 +220,14 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 		ln.Close()
 		return err
 	}
-	log.Info("asyncqueue ready", "addr", ln.Addr().String(), "db", cli.DB, "sync", c.Sync,
-		"timers_loaded", app.sched.timers.Len(), "startup", time.Since(start).Round(time.Millisecond))
+	ready := []any{"addr", ln.Addr().String(), "db", dbName(cli.DB), "timers_loaded", app.sched.timers.Len(),
+		"startup", time.Since(start).Round(time.Millisecond)}
+	if pg {
+		ready = append(ready, "node", app.shared.Node())
+	} else {
+		ready = append(ready, "sync", c.Sync)
+	}
+	log.Info("asyncqueue ready", ready...)
 
 	srv := newHTTPServer(app.routes(), log)
 	errc := make(chan error, 1)

@@ -30,6 +30,7 @@ type App struct {
 	publicURL   string
 	trusted     []netip.Prefix
 	store       store.Store
+	shared      store.Shared // the same store when several nodes share it (PostgreSQL), else nil
 	out         *outbound.Client
 	sched       *scheduler  // the dispatcher's: what runs when (scheduler.go)
 	disp        *dispatcher // nil until the dispatcher is made

@@ -470,6 +470,9 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	}
 	if direct {
 		claim(task, now.UnixMilli())
+		if a.shared != nil {
+			lease(task, now.UnixMilli())
+		}
 	}
 	var replayed *store.Task
 	err = a.store.Write(r.Context(), func(tx store.Tx) error {

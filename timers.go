@@ -54,6 +54,18 @@ func (d *dispatcher) loadTimers(ctx context.Context, first bool) error {
 	if first {
 		from = math.MinInt64 + 1
 	}
+	return d.loadRange(ctx, from, until)
+}
+
+// reloadTimers reads every timer inside the horizon again (another node's changes may have
+// been lost); those already queued stay as they are or move to what the database says.
+func (d *dispatcher) reloadTimers(ctx context.Context) error {
+	return d.loadRange(ctx, math.MinInt64+1, d.a.sched.horizon())
+}
+
+// loadRange queues the timers of schedules and tasks due in [from, until).
+func (d *dispatcher) loadRange(ctx context.Context, from, until int64) error {
+	a := d.a
 	if err := a.loadScheduleTimers(ctx, from, until); err != nil { // schedules.go
 		return err
 	}
@@ -82,7 +94,9 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	for len(es) > 0 {
 		batch := es[:min(len(es), 256)]
 		es = es[len(batch):]
-		batch = d.callFirst(batch)
+		if a.shared == nil { // on a shared store every call is claimed in the database first
+			batch = d.callFirst(batch)
+		}
 		if len(batch) == 0 {
 			continue
 		}
@@ -197,6 +211,11 @@ func (d *dispatcher) fireOne(tx store.Tx, id string, now time.Time) error {
 	case timerQueued:
 		tx.AfterCommit(func() { a.sched.push(t.ID, flowOf(t), t.Priority, valueOr(t.DueAt)) })
 		return nil
+	case timerLeaseEnded:
+		tx.AfterCommit(func() {
+			a.log.Warn("the node running a call is gone (its claim's lease ended); the task runs again",
+				"task", t.ID, "attempt", t.Attempts)
+		})
 	case timerPoll:
 		tx.AfterCommit(func() {
 			d.spawn(func() { d.poll(t) })

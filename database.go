@@ -1,0 +1,96 @@
+package main
+
+// Which database --db names, and opening it: an SQLite file (the default), or PostgreSQL
+// for several nodes (SPEC §12).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
+)
+
+// isPostgres reports whether --db is a PostgreSQL URL rather than an SQLite file.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// dbLocation is --db as the commands use it: a PostgreSQL URL as given, a file path with
+// ~ expanded and made absolute.
+func dbLocation(db string) string {
+	if isPostgres(db) {
+		return db
+	}
+	return kong.ExpandPath(db)
+}
+
+// redactURL is a PostgreSQL URL fit for logs and messages: without its password.
+func redactURL(db string) string {
+	u, err := url.Parse(db)
+	if err != nil {
+		return "postgres://…"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// dbName is --db as logs and messages show it.
+func dbName(db string) string {
+	if isPostgres(db) {
+		return redactURL(db)
+	}
+	return db
+}
+
+// defaultNodeID names a node when --node-id is not given: host name and port, unique as
+// long as each host runs one node per port.
+func defaultNodeID(addr string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "node"
+	}
+	if i := strings.LastIndex(addr, ":"); i >= 0 {
+		return host + ":" + addr[i+1:]
+	}
+	return host
+}
+
+// pgOptions are what a server or command gives openPostgres.
+type pgOptions struct {
+	URL      string
+	Node     string
+	OnCommit func([]string)
+	OnBatch  func(int, time.Duration, error)
+	MaxConns int
+}
+
+// openPostgres opens a PostgreSQL store (internal/store/postgres).
+var openPostgres = func(ctx context.Context, o pgOptions) (store.Shared, error) {
+	return nil, errors.New("PostgreSQL support is not built in yet")
+}
+
+// openStore opens the database of a command other than serve (keys, teams, backup).
+func openStore(db string, sync string, onCommit func([]string)) (store.Store, error) {
+	if isPostgres(db) {
+		st, err := openPostgres(context.Background(), pgOptions{URL: db, Node: "cli-" + defaultNodeID(""), OnCommit: onCommit, MaxConns: 2})
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", redactURL(db), err)
+		}
+		return st, nil
+	}
+	st, err := sqlite.Open(db, sqlite.Options{Schema: schemaSQL, Sync: sync, OnCommit: onCommit})
+	if err != nil {
+		return nil, err // not a nil *sqlite.Store in a non-nil interface
+	}
+	return st, nil
+}
