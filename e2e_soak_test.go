@@ -45,7 +45,7 @@ import (
 // server is down (the WAL is read, not checkpointed), and returns its answer ("ok" when sound).
 func soakIntegrity(t testing.TB, db string) string {
 	t.Helper()
-	if isPostgresURL(db) {
+	if isPostgres(db) {
 		return "ok" // no file of ours to check: PostgreSQL keeps its own
 	}
 	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)")

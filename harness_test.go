@@ -197,7 +197,7 @@ func serverDB(t testing.TB, db string) string {
 		}
 		return db
 	}
-	if isPostgresURL(db) {
+	if isPostgres(db) {
 		return db
 	}
 	if db != "" {
@@ -220,7 +220,7 @@ func openDB(t testing.TB, db string, readOnly bool) *sql.DB {
 	var conn *sql.DB
 	var err error
 	switch {
-	case isPostgresURL(db):
+	case isPostgres(db):
 		conn, err = sql.Open("pgx", db)
 	case readOnly:
 		conn, err = sql.Open("sqlite", "file:"+db+"?mode=ro&_pragma=busy_timeout(5000)")
@@ -235,7 +235,7 @@ func openDB(t testing.TB, db string, readOnly bool) *sql.DB {
 
 // rebind turns a query's ? placeholders into $1, $2… when db is a PostgreSQL database.
 func rebind(db, query string) string {
-	if !isPostgresURL(db) {
+	if !isPostgres(db) {
 		return query
 	}
 	var b strings.Builder
@@ -307,7 +307,7 @@ func (s *server) launch(wantKey bool) {
 	if !policy {
 		args = append(args, "--allow-targets", "127.0.0.0/8")
 	}
-	if isPostgresURL(s.db) && !slices.ContainsFunc(s.args, func(a string) bool { return strings.HasPrefix(a, "--vault-key") }) {
+	if isPostgres(s.db) && !slices.ContainsFunc(s.args, func(a string) bool { return strings.HasPrefix(a, "--vault-key") }) {
 		args = append(args, "--vault-key", testVaultKey)
 	}
 	args = append(args, s.args...)

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -46,10 +45,10 @@ func (c *MigrateCmd) Run(ctx context.Context) error {
 }
 
 func migrate(ctx context.Context, from, to string, out io.Writer) error {
-	if !isPostgresURL(to) {
+	if !isPostgres(to) {
 		return fmt.Errorf("--to %s: not a PostgreSQL URL (postgres://user:pass@host:5432/db)", to)
 	}
-	target := safeURL(to)
+	target := redactURL(to)
 	if _, err := os.Stat(from); err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
@@ -354,22 +353,6 @@ func lockSource(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("%s is in use by an asyncqueue server: stop it first, then migrate", path)
 	}
 	return func() { f.Close() }, nil
-}
-
-func isPostgresURL(db string) bool {
-	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
-}
-
-// safeURL is a PostgreSQL URL without its password, for messages.
-func safeURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "the PostgreSQL URL"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 func defaultHost() string {
