@@ -85,7 +85,7 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 	}
 
 	// Open creates (or migrates) the schema, under PostgreSQL's advisory lock like any node.
-	node := "migrate-" + defaultHost()
+	node := "migrate-" + defaultNodeID("")
 	st, err := postgres.Open(ctx, postgres.Options{URL: to, Schema: migrateSchemaSQL, Node: node, MaxConns: 2})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", target, err)
@@ -353,12 +353,4 @@ func lockSource(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("%s is in use by an asyncqueue server: stop it first, then migrate", path)
 	}
 	return func() { f.Close() }, nil
-}
-
-func defaultHost() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "host"
-	}
-	return h
 }
