@@ -260,6 +260,7 @@ type server struct {
 	addr string
 	base string
 	key  string // the bootstrap API key (kept across restarts)
+	node string // on PostgreSQL, the --node-id (kept across restarts)
 
 	mu   sync.Mutex
 	logs bytes.Buffer
@@ -307,8 +308,21 @@ func (s *server) launch(wantKey bool) {
 	if !policy {
 		args = append(args, "--allow-targets", "127.0.0.0/8")
 	}
-	if isPostgres(s.db) && !slices.ContainsFunc(s.args, func(a string) bool { return strings.HasPrefix(a, "--vault-key") }) {
-		args = append(args, "--vault-key", testVaultKey)
+	if isPostgres(s.db) {
+		given := func(flag string) bool {
+			return slices.ContainsFunc(s.args, func(a string) bool { return a == flag || strings.HasPrefix(a, flag+"=") })
+		}
+		if !given("--vault-key") {
+			args = append(args, "--vault-key", testVaultKey)
+		}
+		// A restart is the same node again (on a new port): it takes back its own calls at once,
+		// as a node restarted on its host and port does, instead of waiting for their leases.
+		if !given("--node-id") {
+			if s.node == "" {
+				s.node = fmt.Sprintf("e2e-%p", s)
+			}
+			args = append(args, "--node-id", s.node)
+		}
 	}
 	args = append(args, s.args...)
 	s.cmd = exec.Command(binPath, args...)
