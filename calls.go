@@ -21,6 +21,10 @@ import (
 // claimBatchMax caps how many pending tasks one claim write takes.
 const claimBatchMax = 256
 
+// busyRetry is when a claim that found its task's row locked by another node looks again
+// (its timer then reads the task: still pending, it is queued again).
+const busyRetry = 50 * time.Millisecond
+
 // claimLoop claims the pending tasks the scheduler lets start, as many per write as it
 // gives, and starts their calls once the claim is durable. It does not wait for one claim
 // to commit before taking the next slots that come free.
@@ -32,13 +36,17 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		var got []*store.Task
+		var busy []string
 		a.store.WriteAsync(func(tx store.Tx) error {
-			got = got[:0]
+			got, busy = got[:0], busy[:0]
 			now := store.NowMS()
 			for _, it := range items {
 				t, err := tx.ClaimTask(it.id, now)
 				if store.IsNotFound(err) {
 					continue // cancelled, or no longer pending
+				} else if errors.Is(err, store.ErrStale) {
+					busy = append(busy, it.id) // another node holds its row: look again soon
+					continue
 				} else if err != nil {
 					return err
 				}
@@ -46,6 +54,9 @@ func (d *dispatcher) claimLoop() {
 			}
 			return nil
 		}, func(err error) {
+			for _, id := range busy {
+				a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))
+			}
 			if err != nil {
 				got = nil
 				if d.runCtx.Err() == nil {

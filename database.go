@@ -5,8 +5,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/store/postgres"
 	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 )
 
@@ -72,17 +73,25 @@ type pgOptions struct {
 	OnCommit func([]string)
 	OnBatch  func(int, time.Duration, error)
 	MaxConns int
+	Log      *slog.Logger
+	Command  bool // a one-off command, not a node (internal/store/postgres.Options.Command)
 }
 
-// openPostgres opens a PostgreSQL store (internal/store/postgres).
-var openPostgres = func(ctx context.Context, o pgOptions) (store.Shared, error) {
-	return nil, errors.New("PostgreSQL support is not built in yet")
+// openPostgres opens a PostgreSQL store (internal/store/postgres), creating or migrating
+// its schema.
+func openPostgres(ctx context.Context, o pgOptions) (store.Shared, error) {
+	st, err := postgres.Open(ctx, postgres.Options{URL: o.URL, Schema: schemaPostgresSQL, Node: o.Node,
+		OnCommit: o.OnCommit, OnBatch: o.OnBatch, MaxConns: o.MaxConns, Logger: o.Log, Command: o.Command})
+	if err != nil {
+		return nil, err // not a nil *postgres.Store in a non-nil interface
+	}
+	return st, nil
 }
 
 // openStore opens the database of a command other than serve (keys, teams, backup).
 func openStore(db string, sync string, onCommit func([]string)) (store.Store, error) {
 	if isPostgres(db) {
-		st, err := openPostgres(context.Background(), pgOptions{URL: db, Node: "cli-" + defaultNodeID(""), OnCommit: onCommit, MaxConns: 2})
+		st, err := openPostgres(context.Background(), pgOptions{URL: db, Node: "cli-" + defaultNodeID(""), OnCommit: onCommit, MaxConns: 4, Command: true})
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", redactURL(db), err)
 		}

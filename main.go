@@ -27,6 +27,9 @@ import (
 //go:embed schema.sql
 var schemaSQL string
 
+//go:embed schema_postgres.sql
+var schemaPostgresSQL string
+
 // CLI is the command line; every flag can also be set through its ASYNCQUEUE_* variable.
 // Each command shows only the flags it uses: --db on those that open the database, the log
 // flags on serve.

@@ -163,7 +163,7 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 			node = defaultNodeID(ln.Addr().String())
 		}
 		shared, err := openPostgres(ctx, pgOptions{URL: cli.DB, Node: node, OnCommit: app.hub.notify,
-			OnBatch: app.metrics.onBatch, MaxConns: c.DBConns})
+			OnBatch: app.metrics.onBatch, MaxConns: c.DBConns, Log: log})
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("database %s: %w", redactURL(cli.DB), err)

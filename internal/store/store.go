@@ -175,8 +175,10 @@ type Tx interface {
 	// signal was buffered on the task since orig was read.
 	UpdateTaskNoSignal(orig, task *Task) error
 	// ClaimTask moves a pending task to processing (one more attempt, started now if it
-	// never started, no timer while its call runs) and returns it; ErrNotFound when it is
-	// no longer pending.
+	// never started, no timer while its call runs — on a shared store, its lease) and
+	// returns it; ErrNotFound when it is no longer pending. A shared store that skips
+	// locked rows returns ErrStale for a pending task another transaction holds: the
+	// caller tries it again shortly.
 	ClaimTask(id string, now int64) (*Task, error)
 	// RecoverProcessing returns tasks caught mid-call by a crash to pending, due at now,
 	// and says how many there were. Only safe while this process owns the database.

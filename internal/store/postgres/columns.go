@@ -212,10 +212,14 @@ func numbered(query string, from int) string {
 	return b.String()
 }
 
-// Guards of the task updates. Each takes the task id, then a status.
+// Guards of the task updates. Each takes the task id, then a status; those of a task read
+// outside the transaction also take its attempts: a call's outcome, written from the task
+// as its node claimed it, must not land on a later claim of the same task (the lease
+// ended, and another node claimed it again: processing both times, one attempt more).
 const (
-	guardStatus   = "id = ? and status = ?"
-	guardNoSignal = "id = ? and status = ? and buffered_signal is null"
+	guardStatus           = "id = ? and status = ?"
+	guardStatusAttempt    = "id = ? and status = ? and attempts = ?"
+	guardNoSignalAttempts = "id = ? and status = ? and attempts = ? and buffered_signal is null"
 )
 
 // updateDiff writes the mutable columns of task that differ from orig (every mutable

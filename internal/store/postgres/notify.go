@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -34,7 +35,7 @@ type payload struct {
 
 // payloads splits what a batch changed into notifications under maxPayload bytes each.
 func payloads(node string, b *batch) []string {
-	if len(b.changed) == 0 && len(b.flows) == 0 && !b.config {
+	if len(b.changed) == 0 && len(b.quiet) == 0 && len(b.flows) == 0 && !b.config {
 		return nil
 	}
 	var out []string
@@ -47,7 +48,7 @@ func payloads(node string, b *batch) []string {
 		size = len(node) + 32
 	}
 	seen := map[string]bool{}
-	for _, id := range b.changed {
+	for _, id := range slices.Concat(b.changed, b.quiet) {
 		if seen[id] {
 			continue
 		}

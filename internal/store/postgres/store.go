@@ -78,6 +78,10 @@ type Options struct {
 	MaxConns         int           // pool bound (default DefaultMaxConns)
 	StatementTimeout time.Duration // per statement (default DefaultStatementTimeout)
 	Logger           *slog.Logger
+	// Command opens the store for a one-off command (keys, teams, migrate), not a serving
+	// node: it is not recorded in the nodes table (so Nodes and the flows' shares do not
+	// count it) and does not listen: its Changes channel is closed from the start.
+	Command bool
 	// Writers is how many write transactions run at once (default DefaultWriters, at most
 	// half the pool); MaxBatch bounds the writes one transaction takes.
 	Writers, MaxBatch int
@@ -157,21 +161,26 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, cfg: cfg, opts: o, log: o.Logger, redacted: redacted,
 		reqs: make(chan *writeReq, 4096), changes: make(chan store.Change, changeBuffer)}
-	if err := s.beat(ctx, true); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("open database: record node %s: %w", o.Node, classify(err))
-	}
 	lctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	ready := make(chan error, 1)
-	s.bg.Add(2)
-	go s.listen(lctx, ready)
-	go s.heartbeat(lctx)
-	if err := <-ready; err != nil {
-		stop()
-		s.bg.Wait()
-		pool.Close()
-		return nil, fmt.Errorf("open database: listen for the other nodes' changes: %w", classify(err))
+	if o.Command {
+		close(s.changes)
+	} else {
+		if err := s.beat(ctx, true); err != nil {
+			stop()
+			pool.Close()
+			return nil, fmt.Errorf("open database: record node %s: %w", o.Node, classify(err))
+		}
+		ready := make(chan error, 1)
+		s.bg.Add(2)
+		go s.listen(lctx, ready)
+		go s.heartbeat(lctx)
+		if err := <-ready; err != nil {
+			stop()
+			s.bg.Wait()
+			pool.Close()
+			return nil, fmt.Errorf("open database: listen for the other nodes' changes: %w", classify(err))
+		}
 	}
 	for range o.Writers {
 		s.writers.Add(1)
@@ -206,11 +215,13 @@ func (s *Store) Close() error {
 		s.writers.Wait()
 		s.stop()
 		s.bg.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := s.pool.Exec(ctx, `delete from nodes where id = $1`, s.opts.Node); err != nil {
-			s.log.Warn("could not remove this node from the nodes table", "node", s.opts.Node, "err", err)
+		if !s.opts.Command {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if _, err := s.pool.Exec(ctx, `delete from nodes where id = $1`, s.opts.Node); err != nil {
+				s.log.Warn("could not remove this node from the nodes table", "node", s.opts.Node, "err", err)
+			}
+			cancel()
 		}
-		cancel()
 		s.pool.Close()
 	})
 	return nil
@@ -279,6 +290,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 		return fmt.Errorf("migrate: %w", classify(err))
 	}
 	defer tx.Rollback(context.Background())
+	// Waiting for another node's migration, or a long one, is not a stuck statement.
+	if _, err := tx.Exec(ctx, `set local statement_timeout = '10min'`); err != nil {
+		return fmt.Errorf("migrate: %w", classify(err))
+	}
 	if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, migrateLock); err != nil {
 		return fmt.Errorf("migrate: take the schema lock: %w", classify(err))
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -24,6 +25,8 @@ var (
 		where id = (select id from tasks where id = $4 and status = 'pending' for update skip locked)
 		and status = 'pending'
 		returning ` + taskCols
+	// Without a lock: the status last committed.
+	qPendingNow     = `select status = 'pending' from tasks where id = $1`
 	qBufferedSignal = `select buffered_signal from tasks where id = $1 for update`
 	// Through tasks_claimed_by_idx: only this node's claims.
 	qRecoverProcessing = `update tasks set status = 'pending', due_at = $1, claimed_by = null
@@ -66,23 +69,36 @@ func (t *Tx) update(orig, task *store.Task, from, guard string, guardArgs ...any
 	return nil
 }
 
-// UpdateTaskNoSignal writes a call's outcome if its status is still orig's and no early
-// signal arrived while the call was in flight (ErrStale otherwise).
+// UpdateTaskNoSignal writes a call's outcome if its status and attempts are still orig's
+// and no early signal arrived while the call was in flight (ErrStale otherwise).
 func (t *Tx) UpdateTaskNoSignal(orig, task *store.Task) error {
-	return t.update(orig, task, orig.Status, guardNoSignal, task.ID, orig.Status)
+	return t.update(orig, task, orig.Status, guardNoSignalAttempts, task.ID, orig.Status, orig.Attempts)
 }
 
 // UpdateTaskFrom writes what changed between orig, the task as stored, and task, if its
-// status is still orig's.
+// status and attempts are still orig's.
 func (t *Tx) UpdateTaskFrom(orig, task *store.Task) error {
-	return t.update(orig, task, orig.Status, guardStatus, task.ID, orig.Status)
+	return t.update(orig, task, orig.Status, guardStatusAttempt, task.ID, orig.Status, orig.Attempts)
 }
 
 // ClaimTask moves a pending task to processing, held by this node until now + its timeout
-// + store.LeaseSlack, and returns it; store.ErrNotFound when it is no longer pending or
-// another transaction holds it.
+// + store.LeaseSlack, and returns it; store.ErrNotFound when it is no longer pending, and
+// store.ErrStale when it is but another transaction holds its row (another node claiming
+// or changing it: try again shortly).
 func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
 	task, err := scanTask(t.tx.QueryRow(t.ctx, qClaimTask, now, t.s.opts.Node, store.LeaseSlack.Milliseconds(), id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Not pending, or its row is locked by another transaction (skip locked): tell
+		// the two apart, for the caller should try the second again.
+		var pending bool
+		if err := t.tx.QueryRow(t.ctx, qPendingNow, id).Scan(&pending); err != nil {
+			return nil, notFound(t.failed(err))
+		}
+		if pending {
+			return nil, store.ErrStale
+		}
+		return nil, store.ErrNotFound
+	}
 	if err != nil {
 		return nil, notFound(t.failed(err))
 	}
@@ -145,9 +161,7 @@ func (t *Tx) RecoverProcessing(now int64) (int64, error) {
 	if len(ids) > 0 {
 		t.wrote = true
 	}
-	for _, id := range ids {
-		t.changedTask(id)
-	}
+	t.quiet = append(t.quiet, ids...)
 	return int64(len(ids)), nil
 }
 
@@ -168,9 +182,7 @@ func (t *Tx) PruneTasks(teamID string, cutoff int64, limit int) (int, error) {
 	if len(ids) > 0 {
 		t.wrote = true
 	}
-	for _, id := range ids {
-		t.changedTask(id)
-	}
+	t.quiet = append(t.quiet, ids...)
 	return len(ids), nil
 }
 

@@ -72,7 +72,7 @@ func (t *Tx) Team(id string) (*store.Team, error) {
 // CountTeams counts the teams. It first takes an advisory lock held until the commit, so
 // that two writes that count and then add a team run one after the other.
 func (t *Tx) CountTeams() (int, error) {
-	if _, err := t.exec(`select pg_advisory_xact_lock($1)`, teamsLock); err != nil {
+	if err := t.lock(`select pg_advisory_xact_lock($1)`, teamsLock); err != nil {
 		return 0, fmt.Errorf("count teams: %w", err)
 	}
 	var n int
@@ -121,7 +121,7 @@ const idempotencyLock int32 = 0x61716964 // "aqid"
 // lock held until the commit), so that two requests with the same key on two nodes run one
 // after the other and the second finds the first's task.
 func (t *Tx) Idempotency(teamID, key string, notBefore int64) (*store.Idempotency, error) {
-	if _, err := t.exec(`select pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))`, idempotencyLock, teamID, key); err != nil {
+	if err := t.lock(`select pg_advisory_xact_lock($1, hashtext($2 || '/' || $3))`, idempotencyLock, teamID, key); err != nil {
 		return nil, fmt.Errorf("lock idempotency key: %w", err)
 	}
 	return txGetStruct[store.Idempotency](t, `select team_id, key, request_hash, task_id, created_at from idempotency_keys

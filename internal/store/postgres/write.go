@@ -92,12 +92,14 @@ type batch struct {
 	redo       bool // a write failed half-way and was answered: run the others again
 	committing bool // COMMIT was sent: a lost connection leaves the outcome unknown
 	changed    []string
+	quiet      []string
 	flows      []store.FlowKey
 	config     bool
 }
 
 func (b *batch) accept(t *Tx) {
 	b.changed = append(b.changed, t.changed...)
+	b.quiet = append(b.quiet, t.quiet...)
 	b.flows = append(b.flows, t.flows...)
 	b.config = b.config || t.config
 }
@@ -239,7 +241,8 @@ type Tx struct {
 	s       *Store
 	tx      pgx.Tx
 	ctx     context.Context
-	changed []string
+	changed []string // for OnCommit and the other nodes
+	quiet   []string // for the other nodes only (recovered, pruned), as OnCommit is on SQLite
 	flows   []store.FlowKey
 	config  bool
 	after   []func()
@@ -288,6 +291,12 @@ func (t *Tx) exec(query string, args ...any) (pgconn.CommandTag, error) {
 		t.wrote = true
 	}
 	return tag, nil
+}
+
+// lock takes an advisory lock held until the commit; it changes no rows.
+func (t *Tx) lock(query string, args ...any) error {
+	_, err := t.tx.Exec(t.ctx, query, args...)
+	return t.failed(err)
 }
 
 // get reads one row into dest (store.ErrNotFound if none).

@@ -57,6 +57,7 @@ func Run(t *testing.T, b Backend) {
 		{"Schedules", testSchedules},
 		{"EventsAndAttempts", testEventsAndAttempts},
 		{"PingAndBackup", testPingAndBackup},
+		{"AdminPages", testAdminPages},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -746,5 +747,83 @@ func testFull(t *testing.T, s store.Store) {
 	counts, err := s.StatusCounts(ctx, tm)
 	if err != nil || counts[store.StatusPending] != int64(i-1) {
 		t.Fatalf("counts after a full database: %v, %v; want %d pending", counts, err, i-1)
+	}
+}
+
+// testAdminPages checks the admin page's reads: keyset pages, filters, search, the
+// overview's figures, and a list page that leaves out large columns.
+func testAdminPages(t *testing.T, s store.Store) {
+	tm, other := team(t, s, "a"), team(t, s, "b")
+	id := func(i int) string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", i) }
+	statuses := []string{"", store.StatusPending, store.StatusWaiting, store.StatusFailed, store.StatusCompleted, store.StatusWaiting}
+	var tasks []*store.Task
+	for i := 1; i <= 5; i++ {
+		task := newTask(tm, id(i), statuses[i])
+		task.CreatedAt = int64(i) * 60_000
+		tasks = append(tasks, task)
+	}
+	tasks[1].ExpiresAt, tasks[4].ExpiresAt = ptr[int64](500), ptr[int64](300)
+	tasks[2].Error, tasks[2].CompletedAt = ptr("Boom: the target said no"), ptr[int64](120_000)
+	tasks[3].CompletedAt = ptr[int64](125_000)
+	tasks[0].Body = ptr(strings.Repeat("b", 100))
+	tasks = append(tasks, newTask(other, id(6), store.StatusPending))
+	insert(t, s, tasks...)
+
+	ids := func(rows []store.TaskRow) []string {
+		var out []string
+		for _, r := range rows {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		f    store.PageFilter
+		want []string
+		more bool
+	}{
+		{"first page", store.PageFilter{Limit: 2}, []string{id(5), id(4)}, true},
+		{"older page", store.PageFilter{Limit: 2, Before: id(4)}, []string{id(3), id(2)}, true},
+		{"newer page", store.PageFilter{Limit: 2, After: id(2)}, []string{id(4), id(3)}, true},
+		{"last page", store.PageFilter{Limit: 2, Before: id(2)}, []string{id(1)}, false},
+		{"status", store.PageFilter{Limit: 5, Status: store.StatusWaiting}, []string{id(5), id(2)}, false},
+		{"statuses", store.PageFilter{Limit: 5, Statuses: []string{store.StatusFailed, store.StatusCompleted}}, []string{id(4), id(3)}, false},
+		{"search", store.PageFilter{Limit: 5, Search: "BOOM"}, []string{id(3)}, false},
+		{"search by id", store.PageFilter{Limit: 5, Search: id(2), SearchIsID: true}, []string{id(2)}, false},
+		{"search of a literal wildcard", store.PageFilter{Limit: 5, Search: "%"}, nil, false},
+	} {
+		c.f.TeamID = tm
+		p, err := s.TaskPage(ctx, c.f)
+		if err != nil || !reflect.DeepEqual(ids(p.Rows), c.want) || p.More != c.more {
+			t.Errorf("TaskPage(%s) = %v (more %v), %v; want %v (more %v)", c.name, ids(p.Rows), p.More, err, c.want, c.more)
+		}
+	}
+	if got, err := s.NewestTaskID(ctx, tm); err != nil || got != id(5) {
+		t.Errorf("NewestTaskID = %q, %v", got, err)
+	}
+	if got, err := s.TeamTaskIDs(ctx, tm, []string{id(1), id(6), "missing"}); err != nil || !reflect.DeepEqual(got, []string{id(1)}) {
+		t.Errorf("TeamTaskIDs = %v, %v; want only the team's own", got, err)
+	}
+	pm, err := s.PerMinute(ctx, tm, 0)
+	if err != nil || pm[1] == nil || pm[1].Created != 1 || pm[2] == nil || pm[2].Created != 1 || pm[2].Failed != 1 || pm[2].Completed != 1 {
+		t.Errorf("PerMinute = %v, %v", pm, err)
+	}
+	if got, err := s.OldestPending(ctx, tm); err != nil || got == nil || got.ID != id(1) {
+		t.Errorf("OldestPending = %+v, %v", got, err)
+	}
+	if got, err := s.ExpiringSoonest(ctx, tm, 1); err != nil || len(got) != 1 || got[0].ID != id(5) {
+		t.Errorf("ExpiringSoonest = %+v, %v", got, err)
+	}
+	if got, err := s.OldestPending(ctx, "nobody"); err != nil || got != nil {
+		t.Errorf("OldestPending of a team without tasks = %+v, %v", got, err)
+	}
+	page, total, err := s.List(ctx, store.ListFilter{TeamID: tm, Limit: 2, Offset: 3, MaxField: 50})
+	if err != nil || total != 5 || len(page) != 2 || page[1].ID != id(1) || page[1].Body != nil || page[1].Omitted != "body" ||
+		page[0].Body == nil || page[0].Omitted != "" {
+		t.Errorf("List with MaxField = %+v, %d, %v; want the long body of task 1 left out", page, total, err)
+	}
+	page, total, err = s.List(ctx, store.ListFilter{TeamID: tm, Limit: 10, TargetHost: "EXAMPLE.com", CreatedAfter: 120_000})
+	if err != nil || total != 3 || len(page) != 3 {
+		t.Errorf("List by host and creation = %d tasks, total %d, %v; want 3", len(page), total, err)
 	}
 }
