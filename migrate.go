@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,9 +22,6 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
-
-//go:embed schema_postgres.sql
-var migrateSchemaSQL string
 
 // MigrateCmd copies a SQLite database into an empty PostgreSQL database.
 type MigrateCmd struct {
@@ -85,8 +81,8 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 	}
 
 	// Open creates (or migrates) the schema, under PostgreSQL's advisory lock like any node.
-	node := "migrate-" + defaultNodeID("")
-	st, err := postgres.Open(ctx, postgres.Options{URL: to, Schema: migrateSchemaSQL, Node: node, MaxConns: 2})
+	st, err := postgres.Open(ctx, postgres.Options{URL: to, Schema: schemaPostgresSQL, Node: "migrate-" + defaultNodeID(""),
+		Command: true, MaxConns: 2})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", target, err)
 	}
@@ -98,7 +94,7 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	start := time.Now()
-	counts, err := copyTables(ctx, stx, conn, node)
+	counts, err := copyTables(ctx, stx, conn)
 	if err != nil {
 		return err
 	}
@@ -129,7 +125,7 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 
 // copyTables copies every table in one PostgreSQL transaction and returns the rows per
 // table, and under "processing" how many tasks were caught mid-call.
-func copyTables(ctx context.Context, src *sql.Tx, dst *pgx.Conn, node string) (map[string]int64, error) {
+func copyTables(ctx context.Context, src *sql.Tx, dst *pgx.Conn) (map[string]int64, error) {
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
@@ -171,10 +167,6 @@ func copyTables(ctx context.Context, src *sql.Tx, dst *pgx.Conn, node string) (m
 	if _, err := tx.Exec(ctx, `select setval(pg_get_serial_sequence('task_events', 'id'),
 		coalesce((select max(id) from task_events), 0) + 1, false)`); err != nil {
 		return nil, fmt.Errorf("move the task_events id sequence past the copied events: %w", err)
-	}
-	// The node row postgres.Open recorded: migrate is no node.
-	if _, err := tx.Exec(ctx, "delete from nodes where id = $1", node); err != nil {
-		return nil, fmt.Errorf("forget node %s: %w", node, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)

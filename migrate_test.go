@@ -186,6 +186,11 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("tasks in PostgreSQL after the refused migrate: %d (%v), want 6", tasks, err)
 	}
 
+	var nodes int
+	if err := dst.QueryRow(`select count(*) from nodes`).Scan(&nodes); err != nil || nodes != 0 {
+		t.Errorf("nodes recorded by migrate: %d (%v), want none: it is no node", nodes, err)
+	}
+
 	// A server on the migrated database, with the SQLite database's vault key and API key.
 	p := &server{t: t, db: pg, args: []string{"--vault-key", keyHex}, key: s.key}
 	p.launch(false)
