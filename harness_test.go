@@ -233,6 +233,67 @@ func openDB(t testing.TB, db string, readOnly bool) *sql.DB {
 	return conn
 }
 
+// dbContents returns every value stored in a PostgreSQL database's tables, concatenated
+// (text as it is, bytea as its bytes, numbers in decimal): what the tests that grep
+// SQLite's files for secrets grep on PostgreSQL.
+func dbContents(t testing.TB, db string) []byte {
+	t.Helper()
+	conn := openDB(t, db, true)
+	defer conn.Close()
+	var tables []string
+	rows, err := conn.Query(`select table_name from information_schema.tables
+		where table_schema = current_schema() and table_type = 'BASE TABLE' order by 1`)
+	if err != nil {
+		t.Fatalf("list tables: %v", err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if len(tables) == 0 {
+		t.Fatalf("no tables in %s", db)
+	}
+	var out bytes.Buffer
+	for _, table := range tables {
+		rows, err := conn.Query(`select * from "` + table + `"`)
+		if err != nil {
+			t.Fatalf("read %s: %v", table, err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				switch x := v.(type) {
+				case []byte:
+					out.Write(x)
+				case string:
+					out.WriteString(x)
+				case nil:
+				default:
+					fmt.Fprint(&out, x)
+				}
+				out.WriteByte(0)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out.Bytes()
+}
+
 // rebind turns a query's ? placeholders into $1, $2… when db is a PostgreSQL database.
 func rebind(db, query string) string {
 	if !isPostgres(db) {
