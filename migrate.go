@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,6 +81,10 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 			from, version, sqlite.SchemaVersion)
 	}
 
+	if err := checkTables(ctx, stx); err != nil {
+		return err
+	}
+
 	// Open creates (or migrates) the schema, under PostgreSQL's advisory lock like any node.
 	st, err := postgres.Open(ctx, postgres.Options{URL: to, Schema: schemaPostgresSQL, Node: "migrate-" + defaultNodeID(""),
 		Command: true, MaxConns: 2})
@@ -121,6 +126,26 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 		fmt.Fprintf(out, "start every node with the vault key of the SQLite server as --vault-key; its key file: %v\n", err)
 	}
 	return nil
+}
+
+// checkTables makes sure every table of the source is either copied or meant to stay
+// behind, so that a table added to the schema one day is not silently left out.
+func checkTables(ctx context.Context, src *sql.Tx) error {
+	rows, err := src.QueryContext(ctx, `select name from sqlite_schema where type = 'table' and name not like 'sqlite_%'`)
+	if err != nil {
+		return fmt.Errorf("list the source's tables: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		if name != "admin_sessions" && !slices.Contains(migrateTables, name) {
+			return fmt.Errorf("the source has a table migrate does not know: %s", name)
+		}
+	}
+	return rows.Err()
 }
 
 // copyTables copies every table in one PostgreSQL transaction and returns the rows per
