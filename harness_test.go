@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 	start := time.Now()
 	code := m.Run()
 	if os.Getenv(pgtest.Env) != "" && os.Getenv(testStoreEnv) == "" &&
-		!(code != 0 && flagSet("test.failfast")) && !flagSet("test.list") {
+		!(code != 0 && flagSet("test.failfast")) && !flagSet("test.list") && !flagSet("test.fuzz") {
 		if pgCode := runOnPostgres(time.Since(start)); pgCode != 0 {
 			code = pgCode
 		}
