@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -15,8 +16,9 @@ import (
 const membershipEvery = 2 * time.Second
 
 // followChanges applies the other nodes' commits as they arrive, until the store closes or
-// ctx ends: their tasks' timers (as a standby, scheduler.foreign) and long polls, their
-// flows' settings, and the caches of teams and keys.
+// ctx ends: their tasks' and schedules' timers (as a standby, scheduler.foreign) and long
+// polls, their flows' settings, and the caches of teams and keys. A change says how the
+// commit left each task, so nothing is read back.
 func (d *dispatcher) followChanges(ctx context.Context) {
 	a := d.a
 	for {
@@ -56,25 +58,14 @@ func (d *dispatcher) applyChange(ctx context.Context, ch store.Change) error {
 			return err
 		}
 	}
-	if len(ch.Tasks) == 0 {
-		return nil
-	}
-	ts, err := a.store.TasksByID(ctx, ch.Tasks)
-	if err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(ts))
-	for _, t := range ts {
-		seen[t.ID] = true
-		a.sched.foreign(t)
-	}
-	for _, id := range ch.Tasks {
-		if !seen[id] { // deleted (retention)
-			a.sched.remove(id)
-			a.sched.timerAt(id, nil)
+	ids := make([]string, 0, len(ch.Tasks))
+	for _, tc := range ch.Tasks {
+		a.sched.foreign(tc)
+		if !strings.HasPrefix(tc.ID, scheduleIDPrefix) {
+			ids = append(ids, tc.ID)
 		}
 	}
-	a.hub.notify(ch.Tasks) // long polls and live pages on this node
+	a.hub.notify(ids) // long polls and live pages on this node
 	return nil
 }
 

@@ -628,20 +628,20 @@ func (s *scheduler) committed(t *store.Task, now time.Time) (sendWebhook bool) {
 // take over.
 const foreignGrace = time.Second
 
-// foreign takes a task as another node's write just committed it (on a shared store): it
-// leaves this node's ready queue unless still pending, and its timer, if any, is kept
-// here foreignGrace late, as a standby for the node that wrote it.
-func (s *scheduler) foreign(t *store.Task) {
-	s.upcoming.drop(t.ID)
-	if t.Status != store.StatusPending {
-		s.remove(t.ID)
+// foreign takes a task (or schedule) as another node's write just left it (on a shared
+// store): it leaves this node's ready queue unless still pending, and its timer, if any,
+// is kept here foreignGrace late, as a standby for the node that wrote it.
+func (s *scheduler) foreign(tc store.TaskChange) {
+	s.upcoming.drop(tc.ID)
+	if tc.Status != store.StatusPending {
+		s.remove(tc.ID)
 	}
-	if t.DueAt == nil {
-		s.timerAt(t.ID, nil)
+	if tc.DueAt == nil {
+		s.timerAt(tc.ID, nil)
 		return
 	}
-	due := *t.DueAt + foreignGrace.Milliseconds()
-	s.timerAt(t.ID, &due)
+	due := *tc.DueAt + foreignGrace.Milliseconds()
+	s.timerAt(tc.ID, &due)
 }
 
 // timerAt puts id's timer at due when that falls inside the horizon, and takes it out

@@ -356,7 +356,7 @@ func TestSchedulerForeign(t *testing.T) {
 	f := flowRef{"A", "https://a.example"}
 	s.push("q", f, 5, now.UnixMilli())
 	due := now.UnixMilli()
-	s.foreign(&store.Task{ID: "q", TeamID: "A", TargetURL: "https://a.example/x", Status: store.StatusProcessing, DueAt: &due})
+	s.foreign(store.TaskChange{ID: "q", Status: store.StatusProcessing, DueAt: &due})
 	if got, _ := s.pick(10); len(got) != 0 {
 		t.Errorf("a task another node claimed is still queued here: %v", ids(got))
 	}
@@ -366,8 +366,8 @@ func TestSchedulerForeign(t *testing.T) {
 	if es := s.timers.PopDue(now.Add(foreignGrace), 10); len(es) != 1 || es[0].ID != "q" {
 		t.Errorf("no standby timer at due+grace: %v", es)
 	}
-	s.foreign(&store.Task{ID: "q", TeamID: "A", TargetURL: "https://a.example/x", Status: store.StatusDelayed, DueAt: &due})
-	s.foreign(&store.Task{ID: "q", TeamID: "A", TargetURL: "https://a.example/x", Status: store.StatusCompleted})
+	s.foreign(store.TaskChange{ID: "q", Status: store.StatusDelayed, DueAt: &due})
+	s.foreign(store.TaskChange{ID: "q", Status: store.StatusCompleted})
 	if n := s.timers.Len(); n != 0 {
 		t.Error("a finished task kept its timer")
 	}

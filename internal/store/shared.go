@@ -36,8 +36,9 @@ type Shared interface {
 
 // Change is what one commit (or several, merged) of another node changed.
 type Change struct {
-	// Tasks are the ids of the tasks the commit wrote (inserted, updated or deleted).
-	Tasks []string
+	// Tasks are the tasks the commit wrote (inserted, updated or deleted) as it left them,
+	// and the schedules it wrote (their ids start with "sch_", which no task id does).
+	Tasks []TaskChange
 	// Flows are the flows whose stored settings or pause changed.
 	Flows []FlowKey
 	// Config is set when teams, API keys, webhook secrets or vault tokens changed: cached
@@ -46,6 +47,14 @@ type Change struct {
 	// Resync is set when changes may have been lost (the listening connection dropped, or
 	// the backlog overflowed): reload every timer and flow, and drop every cache.
 	Resync bool
+}
+
+// TaskChange is a task as a commit left it, as much as another node needs to place its
+// timer without reading it back.
+type TaskChange struct {
+	ID     string
+	Status string // "" for a deleted task, and for a schedule
+	DueAt  *int64 // the task's timer (a schedule's next run); nil: none
 }
 
 // FlowKey names a flow: a team's flow key.

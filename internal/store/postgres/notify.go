@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -27,15 +26,42 @@ const (
 // payload is one notification: what a commit of node N changed (or part of it).
 type payload struct {
 	Node   string      `json:"n"`
-	Tasks  []string    `json:"t,omitempty"`
+	Tasks  []taskNote  `json:"t,omitempty"`
 	Flows  [][2]string `json:"f,omitempty"` // team id, key
 	Config bool        `json:"c,omitempty"`
 	Resync bool        `json:"r,omitempty"` // something too large to name changed
 }
 
-// payloads splits what a batch changed into notifications under maxPayload bytes each.
+// taskNote is a store.TaskChange on the wire: [id, status, due (or null)].
+type taskNote [3]any
+
+func noteOf(c store.TaskChange) taskNote {
+	if c.DueAt == nil {
+		return taskNote{c.ID, c.Status, nil}
+	}
+	return taskNote{c.ID, c.Status, *c.DueAt}
+}
+
+// change decodes a taskNote; false if it is not one.
+func (n taskNote) change() (store.TaskChange, bool) {
+	id, ok1 := n[0].(string)
+	status, ok2 := n[1].(string)
+	c := store.TaskChange{ID: id, Status: status}
+	switch due := n[2].(type) {
+	case nil:
+	case float64:
+		ms := int64(due)
+		c.DueAt = &ms
+	default:
+		return c, false
+	}
+	return c, ok1 && ok2 && id != ""
+}
+
+// payloads splits what a batch changed into notifications under maxPayload bytes each. A
+// task changed more than once is named once, as the batch left it.
 func payloads(node string, b *batch) []string {
-	if len(b.changed) == 0 && len(b.quiet) == 0 && len(b.flows) == 0 && !b.config {
+	if len(b.states) == 0 && len(b.flows) == 0 && !b.config {
 		return nil
 	}
 	var out []string
@@ -47,13 +73,15 @@ func payloads(node string, b *batch) []string {
 		cur = payload{Node: node}
 		size = len(node) + 32
 	}
-	seen := map[string]bool{}
-	for _, id := range slices.Concat(b.changed, b.quiet) {
-		if seen[id] {
+	last := make(map[string]int, len(b.states))
+	for i, c := range b.states {
+		last[c.ID] = i
+	}
+	for i, c := range b.states {
+		if last[c.ID] != i {
 			continue
 		}
-		seen[id] = true
-		n := len(id) + 3
+		n := len(c.ID) + len(c.Status) + 28
 		if size+n > maxPayload && (len(cur.Tasks) > 0 || len(cur.Flows) > 0) {
 			flush()
 		}
@@ -61,7 +89,7 @@ func payloads(node string, b *batch) []string {
 			cur.Resync = true
 			continue
 		}
-		cur.Tasks = append(cur.Tasks, id)
+		cur.Tasks = append(cur.Tasks, noteOf(c))
 		size += n
 	}
 	for _, f := range b.flows {
@@ -173,7 +201,15 @@ func (s *Store) receive(ctx context.Context, conn *pgx.Conn, heard chan<- store.
 		if p.Node == s.opts.Node {
 			continue
 		}
-		c := store.Change{Tasks: p.Tasks, Config: p.Config, Resync: p.Resync}
+		c := store.Change{Config: p.Config, Resync: p.Resync}
+		for _, n := range p.Tasks {
+			tc, ok := n.change()
+			if !ok {
+				c.Resync = true
+				continue
+			}
+			c.Tasks = append(c.Tasks, tc)
+		}
 		for _, f := range p.Flows {
 			c.Flows = append(c.Flows, store.FlowKey{TeamID: f[0], Key: f[1]})
 		}

@@ -18,6 +18,7 @@ func (t *Tx) InsertSchedule(s *store.Schedule) error {
 	if err != nil {
 		return fmt.Errorf("insert schedule: %w", err)
 	}
+	t.quietly(s.ID, "", s.NextRunAt) // its timer, for the other nodes
 	return nil
 }
 
@@ -32,6 +33,7 @@ func (t *Tx) UpdateSchedule(s *store.Schedule) error {
 	if tag.RowsAffected() != 1 {
 		return store.ErrStale
 	}
+	t.quietly(s.ID, "", s.NextRunAt)
 	return nil
 }
 
@@ -40,6 +42,7 @@ func (t *Tx) DeleteSchedule(id string) error {
 	if _, err := t.exec(`delete from schedules where id = $1`, id); err != nil {
 		return fmt.Errorf("delete schedule: %w", err)
 	}
+	t.quietly(id, "", nil)
 	return nil
 }
 

@@ -75,8 +75,17 @@ func waitChange(t *testing.T, s *Store, what string, ok func(store.Change) bool)
 	}
 }
 
+// changedIDs lists the ids of the tasks a Change names.
+func changedIDs(c store.Change) []string {
+	var ids []string
+	for _, tc := range c.Tasks {
+		ids = append(ids, tc.ID)
+	}
+	return ids
+}
+
 func hasTask(id string) func(store.Change) bool {
-	return func(c store.Change) bool { return slices.Contains(c.Tasks, id) }
+	return func(c store.Change) bool { return slices.Contains(changedIDs(c), id) }
 }
 
 // Two nodes claim the same 200 tasks at once, each from several goroutines: every task is
@@ -179,6 +188,27 @@ func TestChangesReachOtherNodes(t *testing.T) {
 
 	mustWrite(t, a, func(tx store.Tx) error { return tx.InsertTask(newTask("t", taskID(1), store.StatusPending)) })
 	waitChange(t, b, "a's new task", hasTask(taskID(1)))
+	// A claim reaches b with the task's new status and timer (the lease), so b need not
+	// read it back.
+	mustWrite(t, a, func(tx store.Tx) error {
+		if err := tx.InsertTask(newTask("t", taskID(4), store.StatusPending)); err != nil {
+			return err
+		}
+		_, err := tx.ClaimTask(taskID(4), 1000)
+		return err
+	})
+	waitChange(t, b, "a's claim, as it left the task", func(c store.Change) bool {
+		for _, tc := range c.Tasks {
+			if tc.ID == taskID(4) {
+				lease := 1000 + 30_000 + store.LeaseSlack.Milliseconds()
+				if tc.Status != store.StatusProcessing || tc.DueAt == nil || *tc.DueAt != lease {
+					t.Fatalf("a's claim reached b as %+v, want processing due %d", tc, lease)
+				}
+				return true
+			}
+		}
+		return false
+	})
 
 	mustWrite(t, a, func(tx store.Tx) error {
 		return tx.PutFlow(&store.Flow{TeamID: "t", Key: "api", Parallelism: ptr(2), UpdatedAt: 1})
@@ -218,13 +248,13 @@ func TestChangesReachOtherNodes(t *testing.T) {
 	mustWrite(t, b, func(tx store.Tx) error { return tx.InsertTask(newTask("t", taskID(2), store.StatusPending)) })
 	seen := waitChange(t, a, "b's new task", hasTask(taskID(2)))
 	for _, c := range seen {
-		if slices.Contains(c.Tasks, taskID(1)) || c.Config || len(c.Flows) > 0 {
+		if slices.Contains(changedIDs(c), taskID(1)) || c.Config || len(c.Flows) > 0 {
 			t.Fatalf("a heard its own commit: %+v", c)
 		}
 	}
 	seen = waitChange(t, b, "a's update of the task", hasTask(taskID(1)))
 	for _, c := range seen {
-		if slices.Contains(c.Tasks, taskID(3)) {
+		if slices.Contains(changedIDs(c), taskID(3)) {
 			t.Fatalf("b heard of a's failed write: %+v", c)
 		}
 	}
@@ -245,7 +275,7 @@ func TestLargeChange(t *testing.T) {
 	})
 	heard := map[string]bool{}
 	waitChange(t, b, "all the tasks", func(c store.Change) bool {
-		for _, id := range c.Tasks {
+		for _, id := range changedIDs(c) {
 			heard[id] = true
 		}
 		return len(heard) == n
@@ -254,10 +284,12 @@ func TestLargeChange(t *testing.T) {
 
 func TestPayloadsFitAndCoverAll(t *testing.T) {
 	b := &batch{config: true}
+	due := func(ms int64) *int64 { return &ms }
 	for i := range 1000 {
-		b.changed = append(b.changed, taskID(i))
+		b.states = append(b.states, store.TaskChange{ID: taskID(i), Status: store.StatusPending, DueAt: due(int64(i))})
 	}
-	b.changed = append(b.changed, taskID(5)) // a task changed twice is named once
+	// A task changed twice is named once, as the batch left it.
+	b.states = append(b.states, store.TaskChange{ID: taskID(5), Status: store.StatusCompleted})
 	b.flows = []store.FlowKey{{TeamID: "t", Key: "k"}, {TeamID: "t", Key: strings.Repeat("x", 9000)}}
 	ps := payloads("node-a", b)
 	ids := map[string]int{}
@@ -266,7 +298,6 @@ func TestPayloadsFitAndCoverAll(t *testing.T) {
 		if len(p) >= 8000 {
 			t.Fatalf("a payload of %d bytes", len(p))
 		}
-		var c store.Change
 		var pl payload
 		if err := jsonUnmarshal(p, &pl); err != nil {
 			t.Fatal(err)
@@ -274,9 +305,20 @@ func TestPayloadsFitAndCoverAll(t *testing.T) {
 		if pl.Node != "node-a" {
 			t.Fatalf("payload names node %q", pl.Node)
 		}
-		c.Tasks = pl.Tasks
-		for _, id := range c.Tasks {
-			ids[id]++
+		for _, n := range pl.Tasks {
+			tc, ok := n.change()
+			if !ok {
+				t.Fatalf("a task note does not decode: %v", n)
+			}
+			ids[tc.ID]++
+			switch {
+			case tc.ID == taskID(5):
+				if tc.Status != store.StatusCompleted || tc.DueAt != nil {
+					t.Fatalf("task 5 as %+v, want its last state (completed, no timer)", tc)
+				}
+			case tc.Status != store.StatusPending || tc.DueAt == nil || taskID(int(*tc.DueAt)) != tc.ID:
+				t.Fatalf("a task note came back as %+v", tc)
+			}
 		}
 		flows += len(pl.Flows)
 		if pl.Config {
@@ -304,9 +346,9 @@ func TestDeliverOverflow(t *testing.T) {
 		defer close(done)
 		s.deliver(heard)
 	}()
-	ids := make([]string, 100)
+	ids := make([]store.TaskChange, 100)
 	for i := range ids {
-		ids[i] = taskID(i)
+		ids[i] = store.TaskChange{ID: taskID(i), Status: store.StatusPending}
 	}
 	const sent = 3000 // far more than the buffer and a merged backlog hold
 	for range sent {

@@ -45,7 +45,7 @@ func (t *Tx) InsertTask(task *store.Task) error {
 		return fmt.Errorf("insert task: %w", err)
 	}
 	t.wrote = true
-	t.changedTask(task.ID)
+	t.changedTask(task)
 	return nil
 }
 
@@ -65,7 +65,7 @@ func (t *Tx) update(orig, task *store.Task, from, guard string, guardArgs ...any
 	if n != 1 {
 		return store.ErrStale
 	}
-	t.changedTask(task.ID)
+	t.changedTask(task)
 	return nil
 }
 
@@ -103,7 +103,7 @@ func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
 		return nil, notFound(t.failed(err))
 	}
 	t.wrote = true
-	t.changedTask(task.ID)
+	t.changedTask(task)
 	return task, nil
 }
 
@@ -161,7 +161,9 @@ func (t *Tx) RecoverProcessing(now int64) (int64, error) {
 	if len(ids) > 0 {
 		t.wrote = true
 	}
-	t.quiet = append(t.quiet, ids...)
+	for _, id := range ids {
+		t.quietly(id, store.StatusPending, &now)
+	}
 	return int64(len(ids)), nil
 }
 
@@ -182,7 +184,9 @@ func (t *Tx) PruneTasks(teamID string, cutoff int64, limit int) (int, error) {
 	if len(ids) > 0 {
 		t.wrote = true
 	}
-	t.quiet = append(t.quiet, ids...)
+	for _, id := range ids {
+		t.quietly(id, "", nil)
+	}
 	return len(ids), nil
 }
 

@@ -92,14 +92,14 @@ type batch struct {
 	redo       bool // a write failed half-way and was answered: run the others again
 	committing bool // COMMIT was sent: a lost connection leaves the outcome unknown
 	changed    []string
-	quiet      []string
+	states     []store.TaskChange // what changed, as the batch left it, for the other nodes
 	flows      []store.FlowKey
 	config     bool
 }
 
 func (b *batch) accept(t *Tx) {
 	b.changed = append(b.changed, t.changed...)
-	b.quiet = append(b.quiet, t.quiet...)
+	b.states = append(b.states, t.states...)
 	b.flows = append(b.flows, t.flows...)
 	b.config = b.config || t.config
 }
@@ -241,8 +241,8 @@ type Tx struct {
 	s       *Store
 	tx      pgx.Tx
 	ctx     context.Context
-	changed []string // for OnCommit and the other nodes
-	quiet   []string // for the other nodes only (recovered, pruned), as OnCommit is on SQLite
+	changed []string           // for OnCommit
+	states  []store.TaskChange // for the other nodes: those of changed, and the recovered, pruned and schedules
 	flows   []store.FlowKey
 	config  bool
 	after   []func()
@@ -255,7 +255,20 @@ type Tx struct {
 func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 
 // changedTask records that the task changed, for OnCommit and the other nodes.
-func (t *Tx) changedTask(id string) { t.changed = append(t.changed, id) }
+func (t *Tx) changedTask(task *store.Task) {
+	t.changed = append(t.changed, task.ID)
+	t.quietly(task.ID, task.Status, task.DueAt)
+}
+
+// quietly records a change for the other nodes only (OnCommit is not told of recovered
+// and pruned tasks, as on SQLite, nor of schedules).
+func (t *Tx) quietly(id, status string, due *int64) {
+	if due != nil {
+		v := *due
+		due = &v
+	}
+	t.states = append(t.states, store.TaskChange{ID: id, Status: status, DueAt: due})
+}
 
 // remember keeps a copy of a task as read, for UpdateTask.
 func (t *Tx) remember(task *store.Task) {
