@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 		binPath = b // the PostgreSQL run reuses the first run's binary
 		os.Exit(m.Run())
 	}
+	start := time.Now() // go test kills the binary 1 min after -timeout from here
 	dir, err := os.MkdirTemp("", "asyncqueue-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,7 +56,6 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build asyncqueue: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	start := time.Now()
 	code := m.Run()
 	if os.Getenv(pgtest.Env) != "" && os.Getenv(testStoreEnv) == "" &&
 		!(code != 0 && flagSet("test.failfast")) && !flagSet("test.list") && !flagSet("test.fuzz") {
@@ -110,7 +110,8 @@ func flagSet(name string) bool {
 
 // runOnPostgres runs this test binary again with ASYNCQUEUE_TEST_STORE=postgres on the
 // e2e tests the first run selected, streaming its output, and returns its exit code.
-// spent is how long the first run took: the second gets what is left of -test.timeout.
+// spent is how long the build and the first run took: the second gets what is left of
+// -test.timeout.
 func runOnPostgres(spent time.Duration) int {
 	var pass []string
 	run, timeout := "", time.Duration(0)
