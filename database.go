@@ -5,6 +5,10 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -102,4 +106,29 @@ func openStore(db string, sync string, onCommit func([]string)) (store.Store, er
 		return nil, err // not a nil *sqlite.Store in a non-nil interface
 	}
 	return st, nil
+}
+
+// keyCheckName is the shared setting that holds keyCheck of the nodes' vault key.
+const keyCheckName = "vault_key_check"
+
+// keyCheck identifies a vault key without revealing it: an HMAC of a fixed text under it.
+func keyCheck(key []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("asyncqueue vault key check"))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// agreeOnKey makes sure this node's vault key is the one the first node stored: another
+// key would seal tokens and make callback ids that the other nodes cannot read.
+func agreeOnKey(ctx context.Context, st store.Shared, key []byte) error {
+	mine := keyCheck(key)
+	stored, err := st.Agree(ctx, keyCheckName, mine)
+	if err != nil {
+		return err
+	}
+	if stored != mine {
+		return errors.New("--vault-key is not the key the other nodes of this database use " +
+			"(its check differs from the one the first node stored); start every node with the same --vault-key")
+	}
+	return nil
 }

@@ -198,3 +198,11 @@ create table if not exists nodes (
   started_at bigint not null,
   seen_at bigint not null
 );
+
+-- What every node must agree on, set by the first node that starts: vault_key_check is an
+-- HMAC of a fixed text under the vault key, so that a node started with another key
+-- refuses to start instead of sealing tokens and making callback ids the others cannot read.
+create table if not exists settings (
+  name text primary key,
+  value text not null
+);

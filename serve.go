@@ -169,6 +169,11 @@ func (c *ServeCmd) Run(ctx context.Context, cli *CLI, log *slog.Logger) error {
 			return fmt.Errorf("database %s: %w", redactURL(cli.DB), err)
 		}
 		st, app.shared = shared, shared
+		if err := agreeOnKey(ctx, shared, key); err != nil {
+			st.Close()
+			ln.Close()
+			return err
+		}
 	} else {
 		lite, err := sqlite.Open(cli.DB, sqlite.Options{Schema: schemaSQL, Sync: c.Sync, OnCommit: app.hub.notify,
 			OnBatch: app.metrics.onBatch, MaxSize: c.MaxDBSize})

@@ -32,6 +32,9 @@ type Shared interface {
 	// Nodes lists the live nodes (this one included), sorted by id: those whose heartbeat
 	// is younger than the backend's liveness window.
 	Nodes(ctx context.Context) ([]string, error)
+	// Agree stores value under name unless a value is stored there already, and returns
+	// the stored one: what the first node to start set, for the others to check.
+	Agree(ctx context.Context, name, value string) (stored string, err error)
 }
 
 // Change is what one commit (or several, merged) of another node changed.

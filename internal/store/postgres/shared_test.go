@@ -822,3 +822,28 @@ func TestLateOutcomeAfterReclaim(t *testing.T) {
 		t.Fatalf("after the late outcome: %+v, %v; want b's claim (processing, attempt 2)", got, err)
 	}
 }
+
+// The first value stored under a name stays; every node, racing or later, reads it back.
+func TestAgree(t *testing.T) {
+	a, b, _ := twoNodes(t)
+	var wg sync.WaitGroup
+	got := make([]string, 8)
+	errs := make([]error, 8)
+	for i := range got {
+		s := []*Store{a, b}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = s.Agree(bg, "k", fmt.Sprintf("v%d", i))
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if errs[i] != nil || got[i] != got[0] {
+			t.Fatalf("racing nodes agreed on %q (%v), want all on one value: %q", got[i], errs[i], got)
+		}
+	}
+	if v, err := b.Agree(bg, "k", "later"); err != nil || v != got[0] {
+		t.Fatalf("a later node read %q, %v; want the first value %q", v, err, got[0])
+	}
+}

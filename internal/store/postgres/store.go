@@ -381,3 +381,24 @@ func (s *Store) Nodes(ctx context.Context) ([]string, error) {
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	return ids, classify(err)
 }
+
+// Agree stores value under name unless a value is stored there already, and returns the
+// stored one.
+func (s *Store) Agree(ctx context.Context, name, value string) (string, error) {
+	var stored string
+	var err error
+	// A second try sees a row that another node committed while this statement waited on
+	// it (which its own snapshot, taken before, could not show).
+	for range 2 {
+		err = s.pool.QueryRow(ctx, `with ins as (insert into settings (name, value) values ($1, $2)
+			on conflict (name) do nothing returning value)
+			select value from ins union all select value from settings where name = $1 limit 1`, name, value).Scan(&stored)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("agree on %s: %w", name, classify(err))
+	}
+	return stored, nil
+}
