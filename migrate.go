@@ -84,6 +84,12 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 	if err := checkTables(ctx, stx); err != nil {
 		return err
 	}
+	// The vault key sealed the vault tokens and made the callback ids: the nodes need it.
+	keyFile := from + ".vault-key"
+	key, keyErr := vault.ReadKeyFile(keyFile)
+	if keyErr != nil && !errors.Is(keyErr, os.ErrNotExist) {
+		return keyErr
+	}
 
 	// Open creates (or migrates) the schema, under PostgreSQL's advisory lock like any node.
 	st, err := postgres.Open(ctx, postgres.Options{URL: to, Schema: schemaPostgresSQL, Node: "migrate-" + defaultNodeID(""),
@@ -99,7 +105,7 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	start := time.Now()
-	counts, err := copyTables(ctx, stx, conn)
+	counts, err := copyTables(ctx, stx, conn, key)
 	if err != nil {
 		return err
 	}
@@ -113,17 +119,12 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 		fmt.Fprintf(out, "%d tasks caught mid-call are pending again, due now (their calls run again, as after a restart)\n",
 			counts["processing"])
 	}
-	keyFile := from + ".vault-key"
-	key, err := vault.ReadKeyFile(keyFile)
-	switch {
-	case err == nil:
-		fmt.Fprintf(out, "start every node with the vault key of %s (keep it secret):\n  --vault-key %s\n",
+	if key != nil {
+		fmt.Fprintf(out, "start every node with the vault key of %s (keep it secret; a node with another key refuses to start):\n  --vault-key %s\n",
 			keyFile, hex.EncodeToString(key))
-	case errors.Is(err, os.ErrNotExist):
+	} else {
 		fmt.Fprintf(out, "no vault key file beside %s (%s): start every node with the --vault-key the SQLite server used\n",
 			from, keyFile)
-	default:
-		fmt.Fprintf(out, "start every node with the vault key of the SQLite server as --vault-key; its key file: %v\n", err)
 	}
 	return nil
 }
@@ -149,8 +150,10 @@ func checkTables(ctx context.Context, src *sql.Tx) error {
 }
 
 // copyTables copies every table in one PostgreSQL transaction and returns the rows per
-// table, and under "processing" how many tasks were caught mid-call.
-func copyTables(ctx context.Context, src *sql.Tx, dst *pgx.Conn) (map[string]int64, error) {
+// table, and under "processing" how many tasks were caught mid-call. With the source's
+// vault key, it stores the key's check as the first node would: a node started with
+// another key then refuses to start.
+func copyTables(ctx context.Context, src *sql.Tx, dst *pgx.Conn, key []byte) (map[string]int64, error) {
 	tx, err := dst.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
@@ -192,6 +195,11 @@ func copyTables(ctx context.Context, src *sql.Tx, dst *pgx.Conn) (map[string]int
 	if _, err := tx.Exec(ctx, `select setval(pg_get_serial_sequence('task_events', 'id'),
 		coalesce((select max(id) from task_events), 0) + 1, false)`); err != nil {
 		return nil, fmt.Errorf("move the task_events id sequence past the copied events: %w", err)
+	}
+	if key != nil {
+		if _, err := tx.Exec(ctx, `insert into settings (name, value) values ($1, $2)`, keyCheckName, keyCheck(key)); err != nil {
+			return nil, fmt.Errorf("store the vault key's check: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)

@@ -191,6 +191,12 @@ func TestMigrate(t *testing.T) {
 		t.Errorf("nodes recorded by migrate: %d (%v), want none: it is no node", nodes, err)
 	}
 
+	// A node with another vault key refuses to start: the copied tokens are sealed with this one.
+	if _, errOut, code := aqtCLI(t, "serve", "--db", pg, "--vault-key", testVaultKey, "--addr", freePort(t)); code == 0 ||
+		!strings.Contains(errOut, "--vault-key is not the key") {
+		t.Errorf("serve with another vault key on the migrated database: exit %d, %s; want a refusal", code, errOut)
+	}
+
 	// A server on the migrated database, with the SQLite database's vault key and API key.
 	p := &server{t: t, db: pg, args: []string{"--vault-key", keyHex}, key: s.key}
 	p.launch(false)
