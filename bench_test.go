@@ -40,6 +40,7 @@ func wantFigure(t *testing.T, figs map[string]string, name, want string) {
 // TestE2EBenchSlow runs the slow-target scenario small: every task is called once and the
 // figures are reported.
 func TestE2EBenchSlow(t *testing.T) {
+	storeIndependent(t, "bench runs its own server on SQLite")
 	t.Parallel()
 	figs := benchFigures(t, "--scenario", "slow", "--slow-tasks", "40", "--slow-delay", "200ms", "--concurrency", "8", "--wait", "30s")
 	wantFigure(t, figs, "completed/s (end to end)", "")
@@ -55,6 +56,7 @@ func TestE2EBenchSlow(t *testing.T) {
 // TestE2EBenchHang runs the hanging-target scenario small: team A's calls reach the target
 // that never answers, and every one of team B's tasks is called.
 func TestE2EBenchHang(t *testing.T) {
+	storeIndependent(t, "bench runs its own server on SQLite")
 	t.Parallel()
 	figs := benchFigures(t, "--scenario", "hang", "--hang-tasks", "10", "--hang-timeout", "1s", "--healthy-tasks", "10", "--concurrency", "4", "--wait", "30s")
 	wantFigure(t, figs, "team B create→callback p50 / p99 / max", "")

@@ -35,24 +35,16 @@ func (d *dispatcher) claimLoop() {
 		if !ok {
 			return
 		}
+		ids := make([]string, len(items))
+		for i, it := range items {
+			ids[i] = it.id
+		}
 		var got []*store.Task
-		var busy []string
-		a.store.WriteAsync(func(tx store.Tx) error {
-			got, busy = got[:0], busy[:0]
-			now := store.NowMS()
-			for _, it := range items {
-				t, err := tx.ClaimTask(it.id, now)
-				if store.IsNotFound(err) {
-					continue // cancelled, or no longer pending
-				} else if errors.Is(err, store.ErrStale) {
-					busy = append(busy, it.id) // another node holds its row: look again soon
-					continue
-				} else if err != nil {
-					return err
-				}
-				got = append(got, t)
-			}
-			return nil
+		var busy []string // due, but another node holds the row: look again soon
+		a.store.WriteAsync(func(tx store.Tx) (err error) {
+			// Those no longer pending (cancelled, claimed elsewhere) are left out.
+			got, busy, err = tx.ClaimTasks(ids, store.NowMS())
+			return err
 		}, func(err error) {
 			for _, id := range busy {
 				a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))

@@ -708,6 +708,9 @@ func TestE2EAbuseSecretsHygiene(t *testing.T) {
 		data []byte
 	}
 	read := func(when string) []place {
+		if onPostgres {
+			return []place{{when + " PostgreSQL", dbContents(t, s.db)}}
+		}
 		var ps []place
 		for _, f := range []string{s.db, s.db + "-wal"} {
 			b, err := os.ReadFile(f)

@@ -11,6 +11,7 @@ import (
 // TestE2EBadStartDatabase: a database that cannot be used is named, with its cause and what
 // to do, and no vault key file is left beside a file that is not a database.
 func TestE2EBadStartDatabase(t *testing.T) {
+	sqliteOnly(t, "damaged, missing and non-database files")
 	t.Parallel()
 	dir := t.TempDir()
 

@@ -242,6 +242,7 @@ func TestE2ECLIBootstrapKeyOnce(t *testing.T) {
 }
 
 func TestE2ECLISecondServeRefused(t *testing.T) {
+	sqliteOnly(t, "a database file takes one server; on PostgreSQL several nodes share a database")
 	t.Parallel()
 	s := startServer(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -351,6 +352,7 @@ func TestE2ECLITeams(t *testing.T) {
 }
 
 func TestE2ECLIServeHelp(t *testing.T) {
+	storeIndependent(t, "serve --help")
 	t.Parallel()
 	out, errOut, code := aqtCLI(t, "serve", "--help")
 	if code != 0 {
@@ -370,6 +372,7 @@ func TestE2ECLIServeHelp(t *testing.T) {
 }
 
 func TestE2ECLIFlagsFromEnv(t *testing.T) {
+	sqliteOnly(t, "ASYNCQUEUE_DB names a database file it checks for")
 	t.Parallel()
 	dir := t.TempDir()
 	addr := freePort(t)
@@ -484,6 +487,7 @@ func TestE2ECLIFlagsFromEnv(t *testing.T) {
 }
 
 func TestE2ECLIAllowTargetsFromEnv(t *testing.T) {
+	storeIndependent(t, "its server, started from the environment, runs on a SQLite file")
 	t.Parallel()
 	addr := freePort(t)
 	db := filepath.Join(t.TempDir(), "aq.db")
@@ -501,6 +505,7 @@ func TestE2ECLIAllowTargetsFromEnv(t *testing.T) {
 }
 
 func TestE2ECLIBadEnvValues(t *testing.T) {
+	storeIndependent(t, "bad flag values are refused before any database opens")
 	t.Parallel()
 	// Each variable is read: a bad value stops the server with a message naming the flag.
 	for _, c := range []struct{ env, want string }{
@@ -595,9 +600,16 @@ func TestE2ECLISecretsNotStoredOrLogged(t *testing.T) {
 	checkFiles := func(when string) {
 		t.Helper()
 		var all []byte
-		for _, f := range []string{s.db, s.db + "-wal"} {
-			b, err := os.ReadFile(f)
-			if err != nil && !os.IsNotExist(err) {
+		files := []string{s.db, s.db + "-wal"}
+		if onPostgres {
+			files = []string{"the PostgreSQL database"}
+		}
+		for _, f := range files {
+			var b []byte
+			var err error
+			if onPostgres {
+				b = dbContents(t, s.db)
+			} else if b, err = os.ReadFile(f); err != nil && !os.IsNotExist(err) {
 				t.Fatal(err)
 			}
 			all = append(all, b...)

@@ -22,6 +22,7 @@ func okTarget(t *testing.T) *httptest.Server {
 // TestE2EBackupDuringLoad: a backup taken while tasks are being created holds every task
 // acknowledged before it started, and passes an integrity check.
 func TestE2EBackupDuringLoad(t *testing.T) {
+	sqliteOnly(t, "backup writes a SQLite file")
 	t.Parallel()
 	target := okTarget(t)
 	s := startServer(t, "")
@@ -154,6 +155,7 @@ func TestE2ETeamRateLimit(t *testing.T) {
 // TestE2EDiskFull: when the database cannot grow, creates get 507 and store nothing,
 // reads keep working, and service resumes when space returns.
 func TestE2EDiskFull(t *testing.T) {
+	sqliteOnly(t, "--max-db-size bounds the SQLite file")
 	t.Parallel()
 	target := okTarget(t)
 	s := startServer(t, "", "--max-db-size", "2000000")
@@ -201,6 +203,7 @@ func TestE2EDiskFull(t *testing.T) {
 // TestE2EBenchCommand runs `asyncqueue bench` small and checks that it reports every figure
 // and lost nothing.
 func TestE2EBenchCommand(t *testing.T) {
+	storeIndependent(t, "bench runs its own server on SQLite")
 	t.Parallel()
 	out, err := exec.Command(binPath, "bench", "--tasks", "300", "--delayed", "30", "--delay", "500ms").CombinedOutput()
 	if err != nil {

@@ -111,6 +111,9 @@ func TestE2EProviderReplicatePollingWithVault(t *testing.T) {
 	}
 	for _, p := range []string{s.db, s.db + "-wal"} {
 		b, err := os.ReadFile(p)
+		if onPostgres {
+			b, err = dbContents(t, s.db), nil
+		}
 		if err != nil {
 			continue
 		}
@@ -241,7 +244,11 @@ func TestE2EProviderCallbackURL(t *testing.T) {
 		t.Errorf("target got body %s, want the callback URL in it", got)
 	}
 	mu.Unlock()
-	if b, err := os.ReadFile(s.db); err == nil && strings.Contains(string(b), cbID) {
+	stored, err := os.ReadFile(s.db)
+	if onPostgres {
+		stored, err = dbContents(t, s.db), nil
+	}
+	if err == nil && strings.Contains(string(stored), cbID) {
 		t.Error("the raw callback id is stored in the database")
 	}
 

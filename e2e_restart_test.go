@@ -25,12 +25,9 @@ import (
 // e2eDBStatus reads a task's status straight from the database file while the server is down.
 func e2eDBStatus(t testing.TB, dbPath, id string) (status string, dueAt sql.NullInt64) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, dbPath, false)
 	defer db.Close()
-	if err := db.QueryRow(`select status, due_at from tasks where id = ?`, id).Scan(&status, &dueAt); err != nil {
+	if err := db.QueryRow(rebind(dbPath, `select status, due_at from tasks where id = ?`), id).Scan(&status, &dueAt); err != nil {
 		t.Fatalf("read task %s from %s: %v", id, dbPath, err)
 	}
 	return status, dueAt
@@ -337,13 +334,20 @@ func TestE2EFailedTimerWriteRetried(t *testing.T) {
 	target := newE2ETarget(t, nil)
 	s := startServer(t, "")
 	id, _, wt := e2eWaitingTask(t, s, target.URL, map[string]any{"maxWaitTime": 2})
-	db, err := sql.Open("sqlite", "file:"+s.db+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, s.db, false)
 	defer db.Close()
-	if _, err := db.Exec(`create trigger test_refuse_expiry before update on tasks when old.status = 'waiting'
-		begin select raise(abort, 'refused by the test'); end`); err != nil {
+	refuse, allow := `create trigger test_refuse_expiry before update on tasks when old.status = 'waiting'
+		begin select raise(abort, 'refused by the test'); end`, `drop trigger test_refuse_expiry`
+	if onPostgres {
+		if _, err := db.Exec(`create function test_refuse() returns trigger language plpgsql as
+			$$ begin raise exception 'refused by the test'; end $$`); err != nil {
+			t.Fatal(err)
+		}
+		refuse = `create trigger test_refuse_expiry before update on tasks for each row
+			when (old.status = 'waiting') execute function test_refuse()`
+		allow = `drop trigger test_refuse_expiry on tasks`
+	}
+	if _, err := db.Exec(refuse); err != nil {
 		t.Fatal(err)
 	}
 	if exp := e2eTime(t, wt["expiresAt"], "expiresAt"); time.Until(exp) < 0 {
@@ -359,7 +363,7 @@ func TestE2EFailedTimerWriteRetried(t *testing.T) {
 	if st := aqtStr(s.call("GET", "/v1/tasks/"+id, nil).task(), "status"); st != "waiting" {
 		t.Fatalf("status %q after the refused expiry, want waiting", st)
 	}
-	if _, err := db.Exec(`drop trigger test_refuse_expiry`); err != nil {
+	if _, err := db.Exec(allow); err != nil {
 		t.Fatal(err)
 	}
 	e2eWaitStatus(t, s, id, "timeout", 10*time.Second)
@@ -647,22 +651,25 @@ func TestE2ESignalTokenStoredHashed(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	files, _ := filepath.Glob(s.db + "*")
+	if onPostgres {
+		files = []string{"the PostgreSQL database"}
+	}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
+		var b []byte
+		var err error
+		if onPostgres {
+			b = dbContents(t, s.db)
+		} else if b, err = os.ReadFile(f); err != nil {
 			t.Fatal(err)
 		}
 		if bytes.Contains(b, []byte(tok)) || bytes.Contains(b, []byte(strings.ToUpper(tok))) {
 			t.Errorf("%s contains the raw signal token", filepath.Base(f))
 		}
 	}
-	db, err := sql.Open("sqlite", "file:"+s.db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, s.db, false)
 	defer db.Close()
 	var h []byte
-	if err := db.QueryRow(`select signal_hash from tasks where id = ?`, id).Scan(&h); err != nil {
+	if err := db.QueryRow(rebind(s.db, `select signal_hash from tasks where id = ?`), id).Scan(&h); err != nil {
 		t.Fatal(err)
 	}
 	want := sha256.Sum256([]byte(tok))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -336,16 +335,13 @@ func TestE2EScheduleCatchUpAfterKill(t *testing.T) {
 // is down, and tells whether one run has two tasks (it never should).
 func schedTasksDB(t *testing.T, dbPath, id string) (dup bool, n int) {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, dbPath, false)
 	defer db.Close()
-	if err := db.QueryRow(`select count(*) from tasks where schedule_id = ?`, id).Scan(&n); err != nil {
+	if err := db.QueryRow(rebind(dbPath, `select count(*) from tasks where schedule_id = ?`), id).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	var keys int
-	if err := db.QueryRow(`select count(*) from idempotency_keys where key like ?`, "schedule:"+id+":%").Scan(&keys); err != nil {
+	if err := db.QueryRow(rebind(dbPath, `select count(*) from idempotency_keys where key like ?`), "schedule:"+id+":%").Scan(&keys); err != nil {
 		t.Fatal(err)
 	}
 	return keys != n, n

@@ -23,6 +23,7 @@ func TestLogDurationsInMilliseconds(t *testing.T) {
 // TestE2EVersionSaysWhatItIs: `version` prints a commit, or how to stamp one; never a bare
 // "(devel)".
 func TestE2EVersionSaysWhatItIs(t *testing.T) {
+	storeIndependent(t, "version")
 	t.Parallel()
 	out, _, code := aqtCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "asyncqueue ") {
@@ -56,6 +57,7 @@ func TestHoistFlags(t *testing.T) {
 // TestE2ECLIFlagsWhereTheyApply: client commands list no --db or log flags; the
 // database commands take --db after the command as well as before it.
 func TestE2ECLIFlagsWhereTheyApply(t *testing.T) {
+	storeIndependent(t, "--help of each command, and --db before or after it on a SQLite file")
 	t.Parallel()
 	for _, cmd := range [][]string{{"tasks", "list"}, {"tasks", "create"}, {"signal"}, {"tail"}, {"bench"}, {"keys", "list"}} {
 		out, _, _ := aqtCLI(t, append(cmd, "--help")...)

@@ -40,6 +40,7 @@ type CLI struct {
 	Keys    KeysCmd    `cmd:"" help:"Manage API keys offline (safe while the server runs)."`
 	Teams   TeamsCmd   `cmd:"" help:"Manage teams offline (safe while the server runs)."`
 	Backup  BackupCmd  `cmd:"" help:"Copy the database consistently (safe while the server runs)."`
+	Migrate MigrateCmd `cmd:"" help:"Copy a SQLite database into an empty PostgreSQL database, to run several nodes on it."`
 	Bench   BenchCmd   `cmd:"" help:"Measure throughput and timer accuracy on this machine (runs its own server and sink)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 

@@ -94,8 +94,10 @@ func (d *dispatcher) fire(es []timerq.Entry) {
 	for len(es) > 0 {
 		batch := es[:min(len(es), 256)]
 		es = es[len(batch):]
-		if a.shared == nil { // on a shared store every call is claimed in the database first
+		if a.shared == nil {
 			batch = d.callFirst(batch)
+		} else { // on a shared store every call is claimed in the database first
+			batch = d.claimFirst(batch)
 		}
 		if len(batch) == 0 {
 			continue
@@ -192,6 +194,64 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		disk := *t
 		claim(t, now)
 		d.launch(t, &disk)
+	}
+	return rest
+}
+
+// claimFirst is callFirst for a shared store, where a call starts only once its claim is
+// written: the delayed tasks among es that fell due and whose flow may start a call at once
+// are claimed together in one write (delayed → processing: no pending step, one statement),
+// and their calls start. It returns the timers it leaves to fireOne: other statuses, tasks
+// it has no copy of (another node's, reloaded ones) and flows at a limit.
+func (d *dispatcher) claimFirst(es []timerq.Entry) []timerq.Entry {
+	a := d.a
+	var rest []timerq.Entry
+	var ids []string
+	flows := make(map[string]flowRef, len(es))
+	now := store.NowMS()
+	for _, e := range es {
+		t := a.sched.upcoming.take(e.ID)
+		if t == nil || t.Status != store.StatusDelayed || t.DueAt == nil || *t.DueAt > now {
+			rest = append(rest, e)
+			continue
+		}
+		f := flowOf(t)
+		if ok, reason := a.sched.tryStart(f); !ok {
+			a.metrics.slotWaits.WithLabelValues(reason).Inc()
+			rest = append(rest, e)
+			continue
+		}
+		ids = append(ids, e.ID)
+		flows[e.ID] = f
+	}
+	if len(ids) == 0 {
+		return rest
+	}
+	var claimed []*store.Task
+	var busy []string
+	err := a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
+		claimed, busy, err = tx.ClaimTasks(ids, store.NowMS())
+		return err
+	})
+	if err != nil {
+		for _, id := range ids {
+			a.sched.done(flows[id])
+			rest = append(rest, timerq.Entry{ID: id, Due: time.UnixMilli(now)}) // fire handles the failure
+		}
+		return rest
+	}
+	started := make(map[string]bool, len(claimed))
+	for _, t := range claimed {
+		started[t.ID] = true
+		d.launch(t, nil)
+	}
+	for _, id := range ids {
+		if !started[id] {
+			a.sched.done(flows[id]) // changed meanwhile (its own timer, if any, is queued), or busy
+		}
+	}
+	for _, id := range busy {
+		a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))
 	}
 	return rest
 }

@@ -180,6 +180,11 @@ type Tx interface {
 	// locked rows returns ErrStale for a pending task another transaction holds: the
 	// caller tries it again shortly.
 	ClaimTask(id string, now int64) (*Task, error)
+	// ClaimTasks claims, as ClaimTask does, those of ids that are pending or delayed and due
+	// at now, in one go, and returns them. busy lists those of the others that were due
+	// but held by another transaction (a shared store skips locked rows): the caller tries
+	// them again shortly. The rest are no longer due, or gone.
+	ClaimTasks(ids []string, now int64) (claimed []*Task, busy []string, err error)
 	// RecoverProcessing returns tasks caught mid-call by a crash to pending, due at now,
 	// and says how many there were. Only safe while this process owns the database.
 	RecoverProcessing(now int64) (int64, error)

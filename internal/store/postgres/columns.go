@@ -96,6 +96,15 @@ var taskCols = func() string {
 	return strings.Join(names, ", ")
 }()
 
+// taskColsOf is taskCols qualified with a table alias (for an update … from … returning).
+func taskColsOf(alias string) string {
+	names := make([]string, len(taskColumns))
+	for i, c := range taskColumns {
+		names[i] = alias + "." + c.name
+	}
+	return strings.Join(names, ", ")
+}
+
 // placeholders is "$from, $from+1, …" for n values.
 func placeholders(from, n int) string {
 	var b strings.Builder

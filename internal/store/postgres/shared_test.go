@@ -847,3 +847,34 @@ func TestAgree(t *testing.T) {
 		t.Fatalf("a later node read %q, %v; want the first value %q", v, err, got[0])
 	}
 }
+
+// A due task whose row another transaction holds is skipped and named busy, not waited for.
+func TestClaimTasksSkipsLocked(t *testing.T) {
+	a, _, _ := twoNodes(t)
+	addTeam(t, a, "t")
+	mustWrite(t, a, func(tx store.Tx) error {
+		for i := range 3 {
+			if err := tx.InsertTask(newTask("t", taskID(i), store.StatusPending)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	other, err := a.pool.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(bg)
+	if _, err := other.Exec(bg, `select id from tasks where id = $1 for update`, taskID(1)); err != nil {
+		t.Fatal(err)
+	}
+	var claimed []*store.Task
+	var busy []string
+	mustWrite(t, a, func(tx store.Tx) (err error) {
+		claimed, busy, err = tx.ClaimTasks([]string{taskID(0), taskID(1), taskID(2)}, 100)
+		return err
+	})
+	if len(claimed) != 2 || !slices.Equal(busy, []string{taskID(1)}) {
+		t.Fatalf("claimed %d, busy %v; want 2 claimed and the locked one busy", len(claimed), busy)
+	}
+}

@@ -25,6 +25,19 @@ var (
 		where id = (select id from tasks where id = $4 and status = 'pending' for update skip locked)
 		and status = 'pending'
 		returning ` + taskCols
+	// A claim of several: those of the ids that are due at $1 (pending, or delayed and due),
+	// locked in id order (two batches never wait on each other crosswise), skipping rows
+	// another transaction holds.
+	qClaimTasks = `with c as (select id from tasks where id = any($4)
+			and (status = 'pending' or (status = 'delayed' and due_at <= $1))
+			order by id for update skip locked)
+		update tasks t set status = 'processing', attempts = t.attempts + 1,
+		started_at = coalesce(t.started_at, $1), claimed_by = $2, due_at = $1 + t.timeout_ms + $3
+		from c where t.id = c.id
+		returning ` + taskColsOf("t")
+	// Those of the ids still due (last committed, without a lock): held by another transaction.
+	qStillDue = `select id from tasks where id = any($1)
+		and (status = 'pending' or (status = 'delayed' and due_at <= $2))`
 	// Without a lock: the status last committed.
 	qPendingNow     = `select status = 'pending' from tasks where id = $1`
 	qBufferedSignal = `select buffered_signal from tasks where id = $1 for update`
@@ -105,6 +118,47 @@ func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
 	t.wrote = true
 	t.changedTask(task)
 	return task, nil
+}
+
+// ClaimTasks claims those of ids that are pending, or delayed and due at now, in one
+// statement; busy are those still due that another transaction holds.
+func (t *Tx) ClaimTasks(ids []string, now int64) ([]*store.Task, []string, error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := t.tx.Query(t.ctx, qClaimTasks, now, t.s.opts.Node, store.LeaseSlack.Milliseconds(), ids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim tasks: %w", t.failed(err))
+	}
+	claimed, err := scanTasks(rows)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim tasks: %w", t.failed(err))
+	}
+	if len(claimed) > 0 {
+		t.wrote = true
+	}
+	got := make(map[string]bool, len(claimed))
+	for _, task := range claimed {
+		got[task.ID] = true
+		t.changedTask(task)
+	}
+	var busy []string
+	if len(claimed) < len(ids) {
+		rest := make([]string, 0, len(ids)-len(claimed))
+		for _, id := range ids {
+			if !got[id] {
+				rest = append(rest, id)
+			}
+		}
+		rows, err := t.tx.Query(t.ctx, qStillDue, rest, now)
+		if err != nil {
+			return nil, nil, fmt.Errorf("claim tasks: %w", t.failed(err))
+		}
+		if busy, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return nil, nil, fmt.Errorf("claim tasks: %w", t.failed(err))
+		}
+	}
+	return claimed, busy, nil
 }
 
 // BufferedSignal reads just the early signal of a task, locking its row.
@@ -211,16 +265,22 @@ func (s *Store) TasksByID(ctx context.Context, ids []string) ([]*store.Task, err
 	if err != nil {
 		return nil, classify(err)
 	}
+	ts, err := scanTasks(rows)
+	return ts, classify(err)
+}
+
+// scanTasks reads every row of taskCols, and closes rows.
+func scanTasks(rows pgx.Rows) ([]*store.Task, error) {
 	defer rows.Close()
-	ts := make([]*store.Task, 0, len(ids))
+	var ts []*store.Task
 	for rows.Next() {
 		t, err := scanTask(rows)
 		if err != nil {
-			return nil, classify(err)
+			return nil, err
 		}
 		ts = append(ts, t)
 	}
-	return ts, classify(rows.Err())
+	return ts, rows.Err()
 }
 
 // TaskBySignal finds a task by the SHA-256 of its signal token.

@@ -24,6 +24,10 @@ var (
 	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
 		started_at = coalesce(started_at, ?), due_at = null where id = ? and status = 'pending'
 		returning ` + taskCols
+	// The claim of a delayed task that is due (at the last ?).
+	qClaimDelayed = `update tasks set status = 'processing', attempts = attempts + 1,
+		started_at = coalesce(started_at, ?), due_at = null where id = ? and status = 'delayed' and due_at <= ?
+		returning ` + taskCols
 	qBufferedSignal = `select buffered_signal from tasks where id = ?`
 	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = ? and callback_hash is not null`
 	// Through (team_id, status, id), one range per team: no index of its own to keep up.
@@ -76,6 +80,29 @@ func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
 	t.Changed(task.ID)
 	t.count(task.TeamID, store.StatusPending, store.StatusProcessing, 1)
 	return task, nil
+}
+
+// ClaimTasks claims those of ids that are pending, or delayed and due at now. Nothing is
+// ever busy: this process is the database's only writer.
+func (t *Tx) ClaimTasks(ids []string, now int64) ([]*store.Task, []string, error) {
+	var out []*store.Task
+	for _, id := range ids {
+		from := store.StatusPending
+		task, err := scanTask(t.queryRow(qClaimTask, now, id))
+		if store.IsNotFound(err) {
+			from = store.StatusDelayed
+			task, err = scanTask(t.queryRow(qClaimDelayed, now, id, now))
+		}
+		if store.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("claim tasks: %w", err)
+		}
+		t.Changed(task.ID)
+		t.count(task.TeamID, from, store.StatusProcessing, 1)
+		out = append(out, task)
+	}
+	return out, nil, nil
 }
 
 // BufferedSignal reads just the early signal of a task.

@@ -48,6 +48,7 @@ func Run(t *testing.T, b Backend) {
 		{"WriteAsyncAndClose", testWriteAsyncAndClose},
 		{"Idempotency", testIdempotency},
 		{"ClaimDue", testClaimDue},
+		{"ClaimTasks", testClaimTasks},
 		{"SignalAndCallbackLookups", testLookups},
 		{"Counts", testCounts},
 		{"RecoverAndPrune", testRecoverAndPrune},
@@ -410,6 +411,59 @@ func testClaimDue(t *testing.T, s store.Store) {
 	}
 	if got := get(t, s, a.ID); got.Attempts != 1 {
 		t.Fatalf("attempts after a refused claim = %d, want 1", got.Attempts)
+	}
+}
+
+// ClaimTasks claims the pending and the due delayed tasks among its ids, in one go.
+func testClaimTasks(t *testing.T, s store.Store) {
+	tm := team(t, s, "a")
+	id := func(i int) string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", i) }
+	pending := newTask(tm, id(1), store.StatusPending)
+	due := newTask(tm, id(2), store.StatusDelayed)
+	due.DueAt = ptr[int64](100)
+	later := newTask(tm, id(3), store.StatusDelayed)
+	later.DueAt = ptr[int64](500)
+	waiting := newTask(tm, id(4), store.StatusWaiting)
+	waiting.DueAt = ptr[int64](100)
+	insert(t, s, pending, due, later, waiting)
+	ids := []string{id(1), id(2), id(3), id(4), id(5)} // 5: no such task
+	var claimed []*store.Task
+	var busy []string
+	write(t, s, func(tx store.Tx) error {
+		var err error
+		claimed, busy, err = tx.ClaimTasks(ids, 200)
+		return err
+	})
+	got := map[string]*store.Task{}
+	for _, c := range claimed {
+		got[c.ID] = c
+	}
+	if len(claimed) != 2 || got[id(1)] == nil || got[id(2)] == nil || len(busy) != 0 {
+		t.Fatalf("ClaimTasks claimed %d tasks (%v), busy %v; want the pending and the due delayed one", len(claimed), got, busy)
+	}
+	for _, c := range claimed {
+		if c.Status != store.StatusProcessing || c.Attempts != 1 || c.StartedAt == nil || *c.StartedAt != 200 {
+			t.Fatalf("claimed task %+v; want processing, attempt 1, started at 200", c)
+		}
+		if stored := get(t, s, c.ID); !reflect.DeepEqual(stored, c) {
+			t.Fatalf("the claimed task as stored\n got %+v\nwant %+v", stored, c)
+		}
+	}
+	if got := get(t, s, id(3)); got.Status != store.StatusDelayed {
+		t.Fatalf("a delayed task not due yet was claimed: %+v", got)
+	}
+	counts, err := s.StatusCounts(ctx, tm)
+	if err != nil || counts[store.StatusProcessing] != 2 || counts[store.StatusPending] != 0 || counts[store.StatusDelayed] != 1 {
+		t.Fatalf("counts after ClaimTasks = %v, %v", counts, err)
+	}
+	// Claimed once only.
+	write(t, s, func(tx store.Tx) error {
+		var err error
+		claimed, busy, err = tx.ClaimTasks(ids, 300)
+		return err
+	})
+	if len(claimed) != 0 || len(busy) != 0 {
+		t.Fatalf("a second ClaimTasks claimed %d, busy %v", len(claimed), busy)
 	}
 }
 

@@ -5,6 +5,12 @@
 // delayed -delay seconds, a slow target (-sleep-ms), and -hang-n tasks to a target that never
 // answers created first (with -key) before the measured tasks (with -key-b when set: another
 // team's key on asyncqueue).
+//
+// Several nodes: -base takes a comma-separated list and the creates go round-robin over it;
+// -pid takes a comma-separated list too and the server figures are summed over the nodes
+// (VmHWM: the largest). -db-pid is a database server's main process (PostgreSQL's
+// postmaster): the CPU time of it and its children (the backends) is reported beside the
+// server's.
 package main
 
 import (
@@ -16,6 +22,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,9 +67,24 @@ type Result struct {
 	CPUPerTask float64 `json:"server_cpu_ms_per_task"`
 	ServerHWM  float64 `json:"server_vmhwm_mib"`
 	SinkCPUs   float64 `json:"sink_cpu_s"`
+
+	Nodes        int     `json:"nodes,omitempty"`    // servers the creates were spread over
+	DBCPUs       float64 `json:"db_cpu_s,omitempty"` // the database server's processes (-db-pid)
+	DBCPUPerTask float64 `json:"db_cpu_ms_per_task,omitempty"`
+	LoadgenCPUs  float64 `json:"loadgen_cpu_s"`
+	// Cores kept busy on average from the first create to the last callback (CPU s / wall s):
+	// the servers, the database server, this load generator and the sink, every process on
+	// the machine (other work included).
+	WallS       float64 `json:"wall_s"`
+	ServerCores float64 `json:"server_cores"`
+	DBCores     float64 `json:"db_cores"`
+	ToolCores   float64 `json:"tool_cores"`
+	HostBusy    float64 `json:"host_busy_cores"`
+	HostCores   int     `json:"host_cores"`
 }
 
 type config struct {
+	bases                              []string
 	base, key, keyB, sink, target, run string
 	n, c, hangN, sleepMS               int
 	rate, delay, hangTimeout           float64
@@ -73,8 +95,9 @@ func main() {
 	var cfg config
 	var res Result
 	var out string
-	var pid, sinkPID int
-	flag.StringVar(&cfg.base, "base", "http://127.0.0.1:8090", "server under test")
+	var pids string
+	var sinkPID, dbPID int
+	flag.StringVar(&cfg.base, "base", "http://127.0.0.1:8090", "server under test; several nodes: a comma-separated list, the creates go round-robin")
 	flag.StringVar(&cfg.key, "key", "dev-key", "X-API-Key")
 	flag.StringVar(&cfg.keyB, "key-b", "", "X-API-Key of the measured tasks when -hang-n is set (another team); default -key")
 	flag.StringVar(&cfg.sink, "sink", "http://127.0.0.1:9000", "sink control URL")
@@ -90,13 +113,38 @@ func main() {
 	flag.DurationVar(&cfg.wait, "wait", 120*time.Second, "longest wait for the callbacks after the last create")
 	flag.DurationVar(&cfg.stall, "stall", 30*time.Second, "give up when no callback arrived for this long")
 	flag.DurationVar(&cfg.grace, "grace", time.Second, "wait after the last expected callback, to see duplicates")
-	flag.IntVar(&pid, "pid", 0, "server PID (CPU time and VmHWM from /proc)")
+	flag.StringVar(&pids, "pid", "", "server PID (CPU time and VmHWM from /proc); several nodes: a comma-separated list, summed")
+	flag.IntVar(&dbPID, "db-pid", 0, "database server PID (PostgreSQL's postmaster): CPU time of it and its children")
 	flag.IntVar(&sinkPID, "sink-pid", 0, "sink PID (CPU time)")
 	flag.StringVar(&res.System, "system", "", "system name for the result")
 	flag.StringVar(&res.Scenario, "scenario", "", "scenario name for the result")
 	flag.IntVar(&res.Rep, "rep", 1, "repetition number for the result")
 	flag.StringVar(&out, "out", "", "write the result as JSON here")
 	flag.Parse()
+	for b := range strings.SplitSeq(cfg.base, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			cfg.bases = append(cfg.bases, strings.TrimRight(b, "/"))
+		}
+	}
+	if len(cfg.bases) == 0 {
+		fmt.Fprintln(os.Stderr, "-base: no server")
+		os.Exit(2)
+	}
+	var pidList []int
+	for f := range strings.SplitSeq(pids, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := strconv.Atoi(f)
+		if err != nil || p <= 0 {
+			fmt.Fprintf(os.Stderr, "-pid: bad PID %q\n", f)
+			os.Exit(2)
+		}
+		pidList = append(pidList, p)
+	}
+	if len(cfg.bases) > 1 {
+		res.Nodes = len(cfg.bases)
+	}
 	if cfg.target == "" {
 		cfg.target = cfg.sink
 	}
@@ -107,7 +155,7 @@ func main() {
 		cfg.run = strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
 	res.Run, res.When = cfg.run, time.Now().UTC().Format(time.RFC3339)
-	code := measure(&cfg, &res, pid, sinkPID)
+	code := measure(&cfg, &res, pidList, sinkPID, dbPID)
 	b, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(b))
 	if out != "" {
@@ -175,7 +223,7 @@ func createAll(cfg *config, key string, n int, rate float64, body func(seq int) 
 		wg.Go(func() {
 			for seq := range seqs {
 				s.at[seq] = time.Now().UnixNano()
-				ok, why := create(cfg.base, key, body(seq))
+				ok, why := create(cfg.bases[seq%len(cfg.bases)], key, body(seq))
 				if ok {
 					s.ack[seq] = time.Now().UnixNano()
 				} else {
@@ -223,8 +271,9 @@ func sinkDump(cfg *config, run string) (first []int64, count []int32, err error)
 	return d.First, d.Count, err
 }
 
-func measure(cfg *config, res *Result, pid, sinkPID int) int {
-	cpu0, sinkCPU0 := procCPU(pid), procCPU(sinkPID)
+func measure(cfg *config, res *Result, pids []int, sinkPID, dbPID int) int {
+	start := time.Now()
+	cpu0, sinkCPU0, dbCPU0, selfCPU0, host0 := sumCPU(pids), procCPU(sinkPID), treeCPU(dbPID), procCPU(os.Getpid()), hostCPU()
 	hangRun := cfg.run + "-hang"
 	if cfg.hangN > 0 {
 		res.HangTasks = cfg.hangN
@@ -287,6 +336,16 @@ func measure(cfg *config, res *Result, pid, sinkPID int) int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if wall := time.Since(start).Seconds(); wall > 0 {
+		res.WallS = round3(wall)
+		res.ServerCores = round3((sumCPU(pids) - cpu0) / wall)
+		res.DBCores = round3((treeCPU(dbPID) - dbCPU0) / wall)
+		res.ToolCores = round3((procCPU(os.Getpid()) - selfCPU0 + procCPU(sinkPID) - sinkCPU0) / wall)
+		if h := hostCPU(); h > 0 {
+			res.HostBusy = round3((h - host0) / wall)
+		}
+	}
+	res.HostCores = runtime.NumCPU()
 	time.Sleep(cfg.grace + time.Duration(cfg.sleepMS)*time.Millisecond)
 
 	first, count, err := sinkDump(cfg, cfg.run)
@@ -338,12 +397,22 @@ func measure(cfg *config, res *Result, pid, sinkPID int) int {
 			res.HangHeld = st.PeakHeld
 		}
 	}
-	if pid > 0 {
-		res.ServerCPUs = round3(procCPU(pid) - cpu0)
+	res.LoadgenCPUs = round3(procCPU(os.Getpid()) - selfCPU0)
+	created := float64(res.Acked + res.HangTasks)
+	if len(pids) > 0 {
+		res.ServerCPUs = round3(sumCPU(pids) - cpu0)
 		if res.Acked > 0 {
-			res.CPUPerTask = round3(res.ServerCPUs * 1000 / float64(res.Acked+res.HangTasks))
+			res.CPUPerTask = round3(res.ServerCPUs * 1000 / created)
 		}
-		res.ServerHWM = round3(procHWM(pid))
+		for _, p := range pids {
+			res.ServerHWM = max(res.ServerHWM, round3(procHWM(p)))
+		}
+	}
+	if dbPID > 0 {
+		res.DBCPUs = round3(treeCPU(dbPID) - dbCPU0)
+		if res.Acked > 0 {
+			res.DBCPUPerTask = round3(res.DBCPUs * 1000 / created)
+		}
 	}
 	if sinkPID > 0 {
 		res.SinkCPUs = round3(procCPU(sinkPID) - sinkCPU0)
@@ -387,6 +456,85 @@ func procCPU(pid int) float64 {
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+}
+
+func sumCPU(pids []int) float64 {
+	var t float64
+	for _, p := range pids {
+		t += procCPU(p)
+	}
+	return t
+}
+
+// procStat is the fields of /proc/PID/stat after the command's name (field 3 onwards).
+func procStat(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+// treeCPU is the CPU time in seconds of a process and its children, living and ended: its own
+// utime + stime + cutime + cstime (the children it has reaped), plus the same of each living
+// child. A child that ends between two readings moves from the second term to the first, so
+// the difference of two readings is the CPU the tree used in between.
+func treeCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	total := func(f []string) float64 {
+		if len(f) < 15 {
+			return 0
+		}
+		var t float64
+		for _, k := range f[11:15] { // utime stime cutime cstime
+			v, _ := strconv.ParseFloat(k, 64)
+			t += v
+		}
+		return t / 100
+	}
+	t := total(procStat(pid))
+	ents, _ := os.ReadDir("/proc")
+	parent := strconv.Itoa(pid)
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if f := procStat(child); len(f) > 1 && f[1] == parent { // field 4: ppid
+			t += total(f)
+		}
+	}
+	return t
+}
+
+// hostCPU is the CPU time in seconds every process on the machine has used (the busy
+// fields of /proc/stat's first line: everything but idle and iowait).
+func hostCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var t float64
+	for i, k := range f[1:8] { // user nice system idle iowait irq softirq
+		if i == 3 || i == 4 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(k, 64)
+		t += v
+	}
+	return t / 100
 }
 
 // procHWM is the process's peak resident set (VmHWM) in MiB.

@@ -1,6 +1,6 @@
-// Command peer-river is asyncqueue's POST /v1/tasks built on River with its SQLite driver:
-// a task is a River job whose worker makes the call; an answer outside 2xx is an error, so
-// River retries it with its backoff.
+// Command peer-river is asyncqueue's POST /v1/tasks built on River with its SQLite driver,
+// or with -pg its PostgreSQL one (pgx v5): a task is a River job whose worker makes the call;
+// an answer outside 2xx is an error, so River retries it with its backoff.
 package main
 
 import (
@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/bench/peers/internal/peer"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 )
@@ -60,25 +63,67 @@ func main() {
 	cooldown := flag.Duration("fetch-cooldown", river.FetchCooldownDefault, "River FetchCooldown")
 	poll := flag.Duration("fetch-poll", river.FetchPollIntervalDefault, "River FetchPollInterval")
 	key := flag.String("api-key", "dev-key", "X-API-Key the server accepts")
+	pg := flag.String("pg", "", "PostgreSQL URL: River's pgx v5 driver on this (empty) database instead of SQLite")
+	pgConns := flag.Int("pg-conns", 0, "PostgreSQL pool size (0: pgxpool's default, max(4, cores))")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err := run(*addr, *dbPath, *fresh, *syncMode, *workers, *cooldown, *poll, *key); err != nil {
+	o := options{addr: *addr, workers: *workers, cooldown: *cooldown, poll: *poll, key: *key}
+	var err error
+	if *pg != "" {
+		err = runPG(*pg, *pgConns, o)
+	} else {
+		err = run(*dbPath, *fresh, *syncMode, o)
+	}
+	if err != nil {
 		slog.Error("peer-river", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, dbPath string, fresh bool, syncMode string, workers int, cooldown, poll time.Duration, key string) error {
-	if err := peer.CheckLoopback(addr); err != nil {
+type options struct {
+	addr           string
+	workers        int
+	cooldown, poll time.Duration
+	key            string
+}
+
+func run(dbPath string, fresh bool, syncMode string, o options) error {
+	if err := peer.CheckLoopback(o.addr); err != nil {
 		return err
 	}
-	ctx := context.Background()
 	db, err := peer.OpenSQLite(dbPath, syncMode, fresh)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	driver := riversqlite.New(db)
+	slog.Warn("peer-river on SQLite", "sync", syncMode)
+	return serve(riversqlite.New(db), o)
+}
+
+func runPG(url string, conns int, o options) error {
+	if err := peer.CheckLoopback(o.addr); err != nil {
+		return err
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return err
+	}
+	if conns > 0 {
+		cfg.MaxConns = int32(conns)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	slog.Warn("peer-river on PostgreSQL", "conns", cfg.MaxConns)
+	return serve(riverpgxv5.New(pool), o)
+}
+
+// serve migrates River's schema, starts its client and serves the API until a signal.
+func serve[TTx any](driver riverdriver.Driver[TTx], o options) error {
+	ctx := context.Background()
+	addr, workers, key := o.addr, o.workers, o.key
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return err
@@ -91,8 +136,8 @@ func run(addr, dbPath string, fresh bool, syncMode string, workers int, cooldown
 	client, err := river.NewClient(driver, &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: workers}},
 		Workers:           ws,
-		FetchCooldown:     cooldown,
-		FetchPollInterval: poll,
+		FetchCooldown:     o.cooldown,
+		FetchPollInterval: o.poll,
 		Logger:            slog.Default(),
 	})
 	if err != nil {
@@ -101,7 +146,7 @@ func run(addr, dbPath string, fresh bool, syncMode string, workers int, cooldown
 	if err := client.Start(ctx); err != nil {
 		return err
 	}
-	slog.Warn("peer-river ready", "addr", addr, "workers", workers, "sync", syncMode)
+	slog.Warn("peer-river ready", "addr", addr, "workers", workers)
 	enqueue := func(ctx context.Context, c *peer.Create) (string, error) {
 		opts := &river.InsertOpts{MaxAttempts: c.MaxRetries + 1, Priority: riverPriority(c.Priority)}
 		if c.Delay > 0 {

@@ -65,7 +65,37 @@ var (
 	held    = column{"calls in flight (max)", []string{"peak_held"}, sum}
 	hangH   = column{"hanging calls held (max)", []string{"hang_peak_held"}, sum}
 	allDone = column{"all healthy called after s", []string{"all_called_s"}, f2}
+	dbCPU   = column{"PostgreSQL CPU ms/task", []string{"db_cpu_ms_per_task"}, f2}
+	cores   = column{"CPU cores busy: server / PostgreSQL / loadgen+sink / machine", []string{"server_cores", "db_cores", "tool_cores", "host_busy_cores"}, cores2}
 )
+
+func cores2(m []float64) string {
+	parts := make([]string, len(m))
+	for i, x := range m {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " / ")
+}
+
+// extraColumns are the columns only results that have them get: the database's CPU (a
+// system on PostgreSQL, -db-pid) and the cores busy (results that record them).
+func extraColumns(rs map[string][]result) []column {
+	var db, wall bool
+	for _, runs := range rs {
+		for _, r := range runs {
+			db = db || r.num("db_cpu_s") > 0
+			wall = wall || r.num("wall_s") > 0
+		}
+	}
+	var cols []column
+	if db {
+		cols = append(cols, dbCPU)
+	}
+	if wall {
+		cols = append(cols, cores)
+	}
+	return cols
+}
 
 var tables = map[string]struct {
 	title string
@@ -121,6 +151,7 @@ func main() {
 			t.title, t.cols = sc, []column{e2e, cb, cpu}
 		}
 		rs := by[sc]
+		t.cols = append(slices.Clip(t.cols), extraColumns(rs)...)
 		n := 0
 		for _, sys := range order[sc] {
 			n = max(n, len(rs[sys]))
@@ -145,7 +176,12 @@ func main() {
 				lostAll += r.num("lost")
 			}
 			for _, c := range t.cols {
-				if acked > 0 && lostAll == acked && c.head != cpu.head && c.head != hwm.head && c.head != hangH.head && c.head != create.head {
+				if c.head == dbCPU.head && !slices.ContainsFunc(runs, func(r result) bool { return r.num("db_cpu_s") > 0 }) {
+					line += " – |" // not on PostgreSQL
+					continue
+				}
+				if acked > 0 && lostAll == acked && c.head != cpu.head && c.head != hwm.head && c.head != hangH.head && c.head != create.head &&
+					c.head != dbCPU.head && c.head != cores.head {
 					line += " none called |" // every task of every run was lost: no figure to give
 					continue
 				}
@@ -176,4 +212,67 @@ func main() {
 		}
 		fmt.Println()
 	}
+	pgStats(filepath.Join(dir, "pgstats.txt"), known)
+}
+
+// pgStats prints the medians of pgstats.txt (bench/nodes/run.sh writes it): what PostgreSQL
+// did in each run, one line per run: system scenario rep tasks transactions rollbacks
+// wal_syncs wal_records wal_bytes.
+func pgStats(path string, known []string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	type key struct{ sc, sys string }
+	by := map[key][][]float64{}
+	var keys []key
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 9 {
+			continue
+		}
+		var v []float64
+		for _, x := range f[3:] {
+			var n float64
+			fmt.Sscan(x, &n)
+			v = append(v, n)
+		}
+		if v[0] <= 0 {
+			continue
+		}
+		k := key{f[1], f[0]}
+		if by[k] == nil {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], v)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := slices.Index(known, a.sc) - slices.Index(known, b.sc); c != 0 {
+			return c
+		}
+		return strings.Compare(a.sys, b.sys)
+	})
+	fmt.Print("### PostgreSQL's work per task (medians; whole run: start-up, 50 warm-up tasks and the measured ones)\n\n")
+	fmt.Println("| scenario | system | runs | transactions/task | WAL flushes/task | WAL records/task | WAL KiB/task | rollbacks (all runs) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, k := range keys {
+		runs := by[k]
+		per := func(i int, scale float64) float64 {
+			var xs []float64
+			for _, v := range runs {
+				xs = append(xs, v[i]/v[0]/scale)
+			}
+			return median(xs)
+		}
+		var rollbacks float64
+		for _, v := range runs {
+			rollbacks += v[2]
+		}
+		fmt.Printf("| %s | %s | %d | %.2f | %.2f | %.1f | %.2f | %.0f |\n", k.sc, k.sys, len(runs),
+			per(1, 1), per(3, 1), per(4, 1), per(5, 1024), rollbacks)
+	}
+	fmt.Println()
 }
