@@ -12,7 +12,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -26,11 +25,11 @@ import (
 )
 
 // nodesFirstRunOnly skips t in the e2e suite's second run, where every server is on
-// PostgreSQL (ASYNCQUEUE_TEST_STORE=postgres): these tests start their nodes on PostgreSQL
-// in either run, and ran in the first.
+// PostgreSQL (harness_test.go, onPostgres): these tests start their nodes on PostgreSQL in
+// either run, and ran in the first.
 func nodesFirstRunOnly(t *testing.T) {
 	t.Helper()
-	if os.Getenv("ASYNCQUEUE_TEST_STORE") == "postgres" {
+	if onPostgres {
 		t.Skip("on PostgreSQL in either run: already run in the first")
 	}
 }
