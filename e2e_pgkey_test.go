@@ -12,6 +12,7 @@ import (
 // A node started with another vault key than the first node's refuses to start: the tokens
 // it sealed and the callback ids it made could not be read by the others.
 func TestE2EPGVaultKeyMismatch(t *testing.T) {
+	storeIndependent(t, "its servers are on PostgreSQL in both runs")
 	t.Parallel()
 	db := pgtest.Database(t)
 	const keyA = "1111111111111111111111111111111111111111111111111111111111111111"

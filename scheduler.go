@@ -187,13 +187,16 @@ func (s *scheduler) flow(f flowRef) *flowQ {
 	return fq
 }
 
+// parallelismOf is fq's parallelism over all nodes: its own, or the server's default.
 func (s *scheduler) parallelismOf(fq *flowQ) int {
-	p := s.parallelism
 	if fq.set.Parallelism > 0 {
-		p = fq.set.Parallelism
+		return fq.set.Parallelism
 	}
-	return share(p, s.rank, s.nodes)
+	return s.parallelism
 }
+
+// shareOf is this node's share of fq's parallelism (all of it on one node).
+func (s *scheduler) shareOf(fq *flowQ) int { return share(s.parallelismOf(fq), s.rank, s.nodes) }
 
 // share is node rank's part of a limit of n calls shared by nodes: n/nodes, and one more
 // for the first n%nodes ranks, so that the parts add up to n.
@@ -248,7 +251,7 @@ func (s *scheduler) blocked(fq *flowQ, now time.Time) (reason string, until time
 		return "paused", time.Time{}
 	case now.Before(fq.set.PausedUntil):
 		return "paused", fq.set.PausedUntil
-	case fq.inFlight >= s.parallelismOf(fq):
+	case fq.inFlight >= s.shareOf(fq):
 		return "parallelism", time.Time{}
 	case fq.limiter != nil:
 		if tokens := fq.limiter.TokensAt(now); tokens < 1 {

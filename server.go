@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,8 +151,15 @@ func isTimeout(err error) bool {
 
 func teamOf(r *http.Request) string { return r.Context().Value(teamKey).(string) }
 
+// readyzTimeout bounds the database's answer to /readyz.
+const readyzTimeout = 3 * time.Second
+
 func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
-	if err := a.store.Ping(r.Context()); err != nil {
+	// A load balancer's probe needs an answer soon, also from a database that stopped
+	// answering at all.
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
 		return &Error{http.StatusServiceUnavailable, "database unreachable"}
 	}
 	if !a.sched.loaded() {

@@ -65,6 +65,9 @@ func connLost(err error) bool {
 // retryable reports whether a transaction that failed with err should run again whole: a
 // serialization failure or a deadlock (40001, 40P01), or a connection lost before COMMIT.
 func retryable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return false // the server did not answer within the bound: another try would wait as long
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return pe.Code == "40001" || pe.Code == "40P01" || strings.HasPrefix(pe.Code, "08") ||

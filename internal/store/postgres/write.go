@@ -132,9 +132,11 @@ func (s *Store) count(f func(*WriteStats)) {
 	s.statsMu.Unlock()
 }
 
-// batchTimeout bounds one run of a batch's transaction: each statement is bounded by the
-// server's statement_timeout, and this catches a connection that stopped answering.
-func (s *Store) batchTimeout() time.Duration { return 4 * s.opts.StatementTimeout }
+// batchTimeout bounds one run of a batch's transaction, waiting for a connection included:
+// the server's statement_timeout bounds each statement, and this bounds a server that
+// stopped answering at all (stopped, frozen, cut off), so that the write fails as
+// unavailable (503) rather than hang.
+func (s *Store) batchTimeout() time.Duration { return s.opts.StatementTimeout }
 
 // try runs the unanswered writes of reqs in one transaction and commits it.
 func (s *Store) try(reqs []*writeReq) *batch {
