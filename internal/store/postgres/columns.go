@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,17 +8,8 @@ import (
 	"github.com/asyncqueue/asyncqueue/internal/store"
 )
 
-// Tasks bind and scan positionally, column by column, and an update writes only the
-// columns that changed: fewer values to send, and no index is touched whose columns did
-// not move (so more updates stay HOT).
-
-// taskColumn is one column of the tasks table and how to read its value from a Task.
-type taskColumn struct {
-	name    string
-	mutable bool // written by updates
-	val     func(*store.Task) any
-	dest    func(*store.Task) any // scan destination
-}
+// Tasks bind and scan positionally through store.TaskColumns, and an update writes only
+// the columns that changed (so more updates stay HOT).
 
 func str(p *string) any {
 	if p == nil {
@@ -28,79 +18,20 @@ func str(p *string) any {
 	return *p
 }
 
-func i64(p *int64) any {
-	if p == nil {
-		return nil
-	}
-	return *p
-}
-
-func blob(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return b
-}
-
-// taskColumns lists the columns in taskCols order.
-var taskColumns = []taskColumn{
-	{"id", false, func(t *store.Task) any { return t.ID }, func(t *store.Task) any { return &t.ID }},
-	{"team_id", false, func(t *store.Task) any { return t.TeamID }, func(t *store.Task) any { return &t.TeamID }},
-	{"status", true, func(t *store.Task) any { return t.Status }, func(t *store.Task) any { return &t.Status }},
-	{"target_url", false, func(t *store.Task) any { return t.TargetURL }, func(t *store.Task) any { return &t.TargetURL }},
-	{"target_host", false, func(t *store.Task) any { return t.TargetHost }, func(t *store.Task) any { return &t.TargetHost }},
-	{"method", false, func(t *store.Task) any { return t.Method }, func(t *store.Task) any { return &t.Method }},
-	{"headers", true, func(t *store.Task) any { return t.Headers }, func(t *store.Task) any { return &t.Headers }},
-	{"body", false, func(t *store.Task) any { return str(t.Body) }, func(t *store.Task) any { return &t.Body }},
-	{"timeout_ms", false, func(t *store.Task) any { return t.TimeoutMS }, func(t *store.Task) any { return &t.TimeoutMS }},
-	{"delay_until", false, func(t *store.Task) any { return i64(t.DelayUntil) }, func(t *store.Task) any { return &t.DelayUntil }},
-	{"max_retries", false, func(t *store.Task) any { return int32(t.MaxRetries) }, func(t *store.Task) any { return &t.MaxRetries }},
-	{"retry_backoff", false, func(t *store.Task) any { return t.RetryBackoff }, func(t *store.Task) any { return &t.RetryBackoff }},
-	{"priority", false, func(t *store.Task) any { return int32(t.Priority) }, func(t *store.Task) any { return &t.Priority }},
-	{"on_complete_url", false, func(t *store.Task) any { return str(t.OnCompleteURL) }, func(t *store.Task) any { return &t.OnCompleteURL }},
-	{"wait_for_signal", false, func(t *store.Task) any { return t.WaitForSignal }, func(t *store.Task) any { return &t.WaitForSignal }},
-	{"max_wait_ms", false, func(t *store.Task) any { return t.MaxWaitMS }, func(t *store.Task) any { return &t.MaxWaitMS }},
-	{"heartbeat_timeout_ms", false, func(t *store.Task) any { return i64(t.HeartbeatTimeoutMS) }, func(t *store.Task) any { return &t.HeartbeatTimeoutMS }},
-	{"retry_count", true, func(t *store.Task) any { return int32(t.RetryCount) }, func(t *store.Task) any { return &t.RetryCount }},
-	{"attempts", true, func(t *store.Task) any { return int32(t.Attempts) }, func(t *store.Task) any { return &t.Attempts }},
-	{"start_result", true, func(t *store.Task) any { return str(t.StartResult) }, func(t *store.Task) any { return &t.StartResult }},
-	{"result", true, func(t *store.Task) any { return str(t.Result) }, func(t *store.Task) any { return &t.Result }},
-	{"error", true, func(t *store.Task) any { return str(t.Error) }, func(t *store.Task) any { return &t.Error }},
-	{"signal_hash", true, func(t *store.Task) any { return blob(t.SignalHash) }, func(t *store.Task) any { return &t.SignalHash }},
-	{"callback_hash", true, func(t *store.Task) any { return blob(t.CallbackHash) }, func(t *store.Task) any { return &t.CallbackHash }},
-	{"callback_nonce", true, func(t *store.Task) any { return blob(t.CallbackNonce) }, func(t *store.Task) any { return &t.CallbackNonce }},
-	{"provider", false, func(t *store.Task) any { return str(t.Provider) }, func(t *store.Task) any { return &t.Provider }},
-	{"poll_config", false, func(t *store.Task) any { return str(t.PollConfig) }, func(t *store.Task) any { return &t.PollConfig }},
-	{"poll_count", true, func(t *store.Task) any { return int32(t.PollCount) }, func(t *store.Task) any { return &t.PollCount }},
-	{"signal", true, func(t *store.Task) any { return str(t.Signal) }, func(t *store.Task) any { return &t.Signal }},
-	{"buffered_signal", true, func(t *store.Task) any { return str(t.BufferedSignal) }, func(t *store.Task) any { return &t.BufferedSignal }},
-	{"progress", true, func(t *store.Task) any { return str(t.Progress) }, func(t *store.Task) any { return &t.Progress }},
-	{"last_heartbeat_at", true, func(t *store.Task) any { return i64(t.LastHeartbeatAt) }, func(t *store.Task) any { return &t.LastHeartbeatAt }},
-	{"on_complete", true, func(t *store.Task) any { return str(t.OnComplete) }, func(t *store.Task) any { return &t.OnComplete }},
-	{"created_at", false, func(t *store.Task) any { return t.CreatedAt }, func(t *store.Task) any { return &t.CreatedAt }},
-	{"started_at", true, func(t *store.Task) any { return i64(t.StartedAt) }, func(t *store.Task) any { return &t.StartedAt }},
-	{"waiting_since", true, func(t *store.Task) any { return i64(t.WaitingSince) }, func(t *store.Task) any { return &t.WaitingSince }},
-	{"expires_at", true, func(t *store.Task) any { return i64(t.ExpiresAt) }, func(t *store.Task) any { return &t.ExpiresAt }},
-	{"completed_at", true, func(t *store.Task) any { return i64(t.CompletedAt) }, func(t *store.Task) any { return &t.CompletedAt }},
-	{"due_at", true, func(t *store.Task) any { return i64(t.DueAt) }, func(t *store.Task) any { return &t.DueAt }},
-	{"flow_key", false, func(t *store.Task) any { return str(t.FlowKey) }, func(t *store.Task) any { return &t.FlowKey }},
-	{"schedule_id", false, func(t *store.Task) any { return str(t.ScheduleID) }, func(t *store.Task) any { return &t.ScheduleID }},
-}
-
-// taskCols names taskColumns, in order.
+// taskCols names store.TaskColumns, in order.
 var taskCols = func() string {
-	names := make([]string, len(taskColumns))
-	for i, c := range taskColumns {
-		names[i] = c.name
+	names := make([]string, len(store.TaskColumns))
+	for i, c := range store.TaskColumns {
+		names[i] = c.Name
 	}
 	return strings.Join(names, ", ")
 }()
 
 // taskColsOf is taskCols qualified with a table alias (for an update … from … returning).
 func taskColsOf(alias string) string {
-	names := make([]string, len(taskColumns))
-	for i, c := range taskColumns {
-		names[i] = alias + "." + c.name
+	names := make([]string, len(store.TaskColumns))
+	for i, c := range store.TaskColumns {
+		names[i] = alias + "." + c.Name
 	}
 	return strings.Join(names, ", ")
 }
@@ -118,36 +49,15 @@ func placeholders(from, n int) string {
 }
 
 // taskArgs is every column's value, in taskCols order.
-func taskArgs(t *store.Task) []any {
-	args := make([]any, len(taskColumns))
-	for i, c := range taskColumns {
-		args[i] = c.val(t)
-	}
-	return args
-}
+func taskArgs(t *store.Task) []any { return store.TaskArgs(t) }
 
 // scanTask reads one row of taskCols (and extra destinations after them) into a new Task.
 func scanTask(row interface{ Scan(...any) error }, extra ...any) (*store.Task, error) {
 	var t store.Task
-	dests := make([]any, len(taskColumns), len(taskColumns)+len(extra))
-	for i, c := range taskColumns {
-		dests[i] = c.dest(&t)
-	}
-	if err := row.Scan(append(dests, extra...)...); err != nil {
+	if err := row.Scan(append(store.TaskDests(&t), extra...)...); err != nil {
 		return nil, err
 	}
 	return &t, nil
-}
-
-func sameValue(a, b any) bool {
-	if x, ok := a.([]byte); ok {
-		y, ok := b.([]byte)
-		return ok && bytes.Equal(x, y)
-	}
-	if _, ok := b.([]byte); ok {
-		return false
-	}
-	return a == b
 }
 
 // updateSQL caches the text of each partial update, by the set of columns it writes, what
@@ -169,7 +79,7 @@ const (
 	claimClear             // the task leaves processing
 )
 
-// statusCol is the index of status in taskColumns.
+// statusCol is the index of status in store.TaskColumns.
 const statusCol = 2
 
 // updateQuery builds `update tasks set a = $1, b = $2 [, claimed_by = …] where <guard>`
@@ -183,7 +93,7 @@ func updateQuery(cols uint64, claim claimChange, guard string) string {
 	var b strings.Builder
 	b.WriteString("update tasks set ")
 	n := 0
-	for i, c := range taskColumns {
+	for i, c := range store.TaskColumns {
 		if cols&(1<<i) == 0 {
 			continue
 		}
@@ -191,7 +101,7 @@ func updateQuery(cols uint64, claim claimChange, guard string) string {
 			b.WriteString(", ")
 		}
 		n++
-		fmt.Fprintf(&b, "%s = $%d", c.name, n)
+		fmt.Fprintf(&b, "%s = $%d", c.Name, n)
 	}
 	switch claim {
 	case claimSet:
@@ -236,19 +146,7 @@ const (
 // expects. A move to processing records this node in claimed_by; a move away clears it.
 // It returns how many rows matched.
 func (t *Tx) updateDiff(orig, task *store.Task, from, guard string, guardArgs ...any) (int64, error) {
-	var cols uint64
-	args := make([]any, 0, 8+len(guardArgs))
-	for i, c := range taskColumns {
-		if !c.mutable {
-			continue
-		}
-		v := c.val(task)
-		if orig != nil && sameValue(c.val(orig), v) {
-			continue
-		}
-		cols |= 1 << i
-		args = append(args, v)
-	}
+	cols, args := store.ChangedColumns(orig, task)
 	if cols == 0 {
 		// Nothing to write; still say whether the guard holds.
 		var n int64

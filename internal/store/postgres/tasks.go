@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	qInsertTask = `insert into tasks (` + taskCols + `, claimed_by) values (` + placeholders(1, len(taskColumns)+1) + `)`
+	qInsertTask = `insert into tasks (` + taskCols + `, claimed_by) values (` + placeholders(1, len(store.TaskColumns)+1) + `)`
 	qTaskByID   = `select ` + taskCols + ` from tasks where id = $1`
 	// Through the partial unique indexes.
 	qTaskBySignal   = `select ` + taskCols + ` from tasks where signal_hash = $1 and signal_hash is not null`
@@ -304,9 +304,9 @@ var largeColumns = []struct{ name, empty string }{
 // listCols is taskCols with each large column replaced by its stand-in when longer than
 // max bytes, and an "omitted" column naming those.
 func listCols(max int) string {
-	cols := make([]string, len(taskColumns))
-	for i, c := range taskColumns {
-		cols[i] = c.name
+	cols := make([]string, len(store.TaskColumns))
+	for i, c := range store.TaskColumns {
+		cols[i] = c.Name
 	}
 	var omitted []string
 	for _, c := range largeColumns {

@@ -17,7 +17,7 @@ const taskCols = `id, team_id, status, target_url, target_host, method, headers,
 	waiting_since, expires_at, completed_at, due_at, flow_key, schedule_id`
 
 var (
-	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(taskColumns)-1) + `)`
+	qInsertTask   = `insert into tasks (` + taskCols + `) values (?` + strings.Repeat(", ?", len(store.TaskColumns)-1) + `)`
 	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
 	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ? and signal_hash is not null`
 	// A claim: the task goes to processing, one more attempt, no timer while its call runs.
@@ -252,9 +252,9 @@ var largeColumns = []struct{ name, empty string }{
 // max bytes, and an "omitted" column naming those. octet_length reads a value's size from
 // its record header, so a left-out value is never loaded.
 func listCols(max int) string {
-	cols := make([]string, len(taskColumns))
-	for i, c := range taskColumns {
-		cols[i] = c.name
+	cols := make([]string, len(store.TaskColumns))
+	for i, c := range store.TaskColumns {
+		cols[i] = c.Name
 	}
 	var omitted []string
 	for _, c := range largeColumns {
