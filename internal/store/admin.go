@@ -62,6 +62,19 @@ type MinuteStat struct {
 	TimedOut           int // of Failed, those that timed out
 }
 
+// AddFinished counts n tasks that ended in the minute with status.
+func (m *MinuteStat) AddFinished(status string, n int) {
+	switch status {
+	case StatusCompleted:
+		m.Completed += n
+	case StatusFailed:
+		m.Failed += n
+	case StatusTimeout:
+		m.Failed += n
+		m.TimedOut += n
+	}
+}
+
 // MinUUIDv7 is the smallest UUIDv7 text of Unix millisecond ms: every id made at or
 // after ms sorts at or after it.
 func MinUUIDv7(ms int64) string {

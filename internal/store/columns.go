@@ -83,6 +83,14 @@ var TaskColumns = []TaskColumn{
 	{"schedule_id", false, func(t *Task) any { return nullStr(t.ScheduleID) }, func(t *Task) any { return &t.ScheduleID }},
 }
 
+// LargeTaskColumns are the columns a page of tasks may leave out when they are long, with
+// the SQL value that stands in for each.
+var LargeTaskColumns = []struct{ Name, Empty string }{
+	{"headers", "'{}'"}, {"body", "null"}, {"start_result", "null"}, {"result", "null"},
+	{"error", "null"}, {"progress", "null"}, {"buffered_signal", "null"}, {"signal", "null"},
+	{"poll_config", "null"}, {"on_complete", "null"},
+}
+
 // TaskArgs is every column's value, in TaskColumns order.
 func TaskArgs(t *Task) []any {
 	args := make([]any, len(TaskColumns))

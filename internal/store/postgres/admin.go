@@ -185,16 +185,7 @@ func (s *Store) PerMinute(ctx context.Context, teamID string, from int64) (map[i
 		return nil, fmt.Errorf("count finished tasks: %w", err)
 	}
 	for _, d := range done {
-		st := get(d.M)
-		switch d.Status {
-		case store.StatusCompleted:
-			st.Completed += d.N
-		case store.StatusFailed:
-			st.Failed += d.N
-		case store.StatusTimeout:
-			st.Failed += d.N
-			st.TimedOut += d.N
-		}
+		get(d.M).AddFinished(d.Status, d.N)
 	}
 	return out, nil
 }

@@ -294,13 +294,6 @@ func (s *Store) Attempts(ctx context.Context, taskID string) ([]store.Attempt, e
 		from attempts where task_id = $1 order by attempt`, taskID)
 }
 
-// largeColumns are the columns a page may leave out, with what stands in for them.
-var largeColumns = []struct{ name, empty string }{
-	{"headers", "'{}'"}, {"body", "null"}, {"start_result", "null"}, {"result", "null"},
-	{"error", "null"}, {"progress", "null"}, {"buffered_signal", "null"}, {"signal", "null"},
-	{"poll_config", "null"}, {"on_complete", "null"},
-}
-
 // listCols is taskCols with each large column replaced by its stand-in when longer than
 // max bytes, and an "omitted" column naming those.
 func listCols(max int) string {
@@ -309,10 +302,10 @@ func listCols(max int) string {
 		cols[i] = c.Name
 	}
 	var omitted []string
-	for _, c := range largeColumns {
-		i := slices.Index(cols, c.name)
-		cols[i] = fmt.Sprintf("(case when octet_length(%[1]s) > %[2]d then %[3]s else %[1]s end) as %[1]s", c.name, max, c.empty)
-		omitted = append(omitted, fmt.Sprintf("(case when octet_length(%s) > %d then '%s,' else '' end)", c.name, max, c.name))
+	for _, c := range store.LargeTaskColumns {
+		i := slices.Index(cols, c.Name)
+		cols[i] = fmt.Sprintf("(case when octet_length(%[1]s) > %[2]d then %[3]s else %[1]s end) as %[1]s", c.Name, max, c.Empty)
+		omitted = append(omitted, fmt.Sprintf("(case when octet_length(%s) > %d then '%s,' else '' end)", c.Name, max, c.Name))
 	}
 	return strings.Join(cols, ", ") + ", rtrim(" + strings.Join(omitted, " || ") + ", ',') as omitted"
 }
