@@ -36,8 +36,10 @@ func (d *dispatcher) claimLoop() {
 			return
 		}
 		ids := make([]string, len(items))
+		slots := make(map[string]flowRef, len(items))
 		for i, it := range items {
 			ids[i] = it.id
+			slots[it.id] = it.flow
 		}
 		var got []*store.Task
 		var busy []string // due, but another node holds the row: look again soon
@@ -46,9 +48,6 @@ func (d *dispatcher) claimLoop() {
 			got, busy, err = tx.ClaimTasks(ids, store.NowMS())
 			return err
 		}, func(err error) {
-			for _, id := range busy {
-				a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))
-			}
 			if err != nil {
 				got = nil
 				if d.runCtx.Err() == nil {
@@ -61,17 +60,24 @@ func (d *dispatcher) claimLoop() {
 					})
 				}
 			}
-			claimed := make(map[string]bool, len(got))
-			for _, t := range got {
-				claimed[t.ID] = true
-				d.launch(t, nil)
-			}
-			for _, it := range items {
-				if !claimed[it.id] {
-					a.sched.done(it.flow)
-				}
-			}
+			d.startClaimed(slots, got, busy)
 		})
+	}
+}
+
+// startClaimed starts the calls of the tasks a claim took, gives back the slot of every
+// other task that held one (slots: task id → its flow), and looks again soon at those
+// another node held (busy).
+func (d *dispatcher) startClaimed(slots map[string]flowRef, claimed []*store.Task, busy []string) {
+	for _, id := range busy {
+		d.a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))
+	}
+	for _, t := range claimed {
+		delete(slots, t.ID)
+		d.launch(t, nil)
+	}
+	for _, f := range slots {
+		d.a.sched.done(f)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -114,13 +115,17 @@ func settingsOf(f *store.Flow) FlowSettings {
 	return s
 }
 
-// loadFlows gives the scheduler every stored flow's settings, at start-up.
-func (a *App) loadFlows(ctx context.Context) error {
+// loadFlows gives the scheduler the stored settings of every flow (at start-up), or of only
+// those named (another node changed them).
+func (a *App) loadFlows(ctx context.Context, only ...store.FlowKey) error {
 	fs, err := a.store.Flows(ctx)
 	if err != nil {
 		return err
 	}
 	for i := range fs {
+		if len(only) > 0 && !slices.Contains(only, store.FlowKey{TeamID: fs[i].TeamID, Key: fs[i].Key}) {
+			continue
+		}
 		a.sched.setFlow(flowRef{fs[i].TeamID, fs[i].Key}, settingsOf(&fs[i]), true)
 	}
 	return nil

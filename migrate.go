@@ -19,7 +19,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/asyncqueue/asyncqueue/internal/store/postgres"
 	"github.com/asyncqueue/asyncqueue/internal/store/sqlite"
 	"github.com/asyncqueue/asyncqueue/internal/vault"
 )
@@ -92,8 +91,7 @@ func migrate(ctx context.Context, from, to string, out io.Writer) error {
 	}
 
 	// Open creates (or migrates) the schema, under PostgreSQL's advisory lock like any node.
-	st, err := postgres.Open(ctx, postgres.Options{URL: to, Schema: schemaPostgresSQL, Node: "migrate-" + defaultNodeID(""),
-		Command: true, MaxConns: 2})
+	st, err := openPostgres(ctx, pgOptions{URL: to, Node: "migrate-" + defaultNodeID(""), Command: true, MaxConns: 2})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", target, err)
 	}

@@ -54,7 +54,8 @@ func (d *dispatcher) applyChange(ctx context.Context, ch store.Change) error {
 		return d.reloadTimers(ctx)
 	}
 	if len(ch.Flows) > 0 {
-		if err := a.reloadFlows(ctx, ch.Flows); err != nil {
+		// Only those: the others keep their state (a rate's bucket, above all).
+		if err := a.loadFlows(ctx, ch.Flows...); err != nil {
 			return err
 		}
 	}
@@ -101,20 +102,5 @@ func (d *dispatcher) readMembership(ctx context.Context) error {
 	}
 	a.sched.setNodes(rank, len(ids))
 	a.metrics.nodes.Set(float64(len(ids)))
-	return nil
-}
-
-// reloadFlows applies the stored settings of the flows another node changed; the others
-// keep their state (a rate's bucket, above all).
-func (a *App) reloadFlows(ctx context.Context, changed []store.FlowKey) error {
-	fs, err := a.store.Flows(ctx)
-	if err != nil {
-		return err
-	}
-	for i := range fs {
-		if slices.Contains(changed, store.FlowKey{TeamID: fs[i].TeamID, Key: fs[i].Key}) {
-			a.sched.setFlow(flowRef{fs[i].TeamID, fs[i].Key}, settingsOf(&fs[i]), true)
-		}
-	}
 	return nil
 }

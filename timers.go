@@ -207,7 +207,7 @@ func (d *dispatcher) claimFirst(es []timerq.Entry) []timerq.Entry {
 	a := d.a
 	var rest []timerq.Entry
 	var ids []string
-	flows := make(map[string]flowRef, len(es))
+	slots := make(map[string]flowRef, len(es))
 	now := store.NowMS()
 	for _, e := range es {
 		t := a.sched.upcoming.take(e.ID)
@@ -222,7 +222,7 @@ func (d *dispatcher) claimFirst(es []timerq.Entry) []timerq.Entry {
 			continue
 		}
 		ids = append(ids, e.ID)
-		flows[e.ID] = f
+		slots[e.ID] = f
 	}
 	if len(ids) == 0 {
 		return rest
@@ -235,24 +235,13 @@ func (d *dispatcher) claimFirst(es []timerq.Entry) []timerq.Entry {
 	})
 	if err != nil {
 		for _, id := range ids {
-			a.sched.done(flows[id])
+			a.sched.done(slots[id])
 			rest = append(rest, timerq.Entry{ID: id, Due: time.UnixMilli(now)}) // fire handles the failure
 		}
 		return rest
 	}
-	started := make(map[string]bool, len(claimed))
-	for _, t := range claimed {
-		started[t.ID] = true
-		d.launch(t, nil)
-	}
-	for _, id := range ids {
-		if !started[id] {
-			a.sched.done(flows[id]) // changed meanwhile (its own timer, if any, is queued), or busy
-		}
-	}
-	for _, id := range busy {
-		a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))
-	}
+	// Those not claimed changed meanwhile (their own timer, if any, is queued), or are busy.
+	d.startClaimed(slots, claimed, busy)
 	return rest
 }
 
