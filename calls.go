@@ -258,7 +258,7 @@ func (d *dispatcher) record(t, onDisk *store.Task, f flowRef, started time.Time,
 	if onDisk != nil {
 		disk = onDisk
 	}
-	d.writeRetrying(t.ID, func(tx store.Tx) error {
+	d.writeOutcome(t.ID, func(tx store.Tx) error {
 		at := store.Attempt{TaskID: t.ID, Attempt: t.Attempts, StartedAt: started.UnixMilli(), DurationMS: dur.Milliseconds()}
 		if res != nil {
 			at.StatusCode = &res.StatusCode

@@ -34,6 +34,7 @@ type dispatcher struct {
 	callCtx    context.Context // in-flight calls: cancelled only when the drain times out
 	cancelCall context.CancelFunc
 
+	hold    *outcomeHold   // outcome writes held during a burst of timers (outcomes.go)
 	workers sync.WaitGroup // calls, the claim loop, timer batches, polls and webhook deliveries
 	loops   sync.WaitGroup
 
@@ -75,7 +76,7 @@ func (d *dispatcher) launch(t, onDisk *store.Task) {
 }
 
 func (a *App) newDispatcher() *dispatcher {
-	d := &dispatcher{a: a}
+	d := &dispatcher{a: a, hold: newOutcomeHold()}
 	a.disp = d
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.claimCtx, d.stopClaim = context.WithCancel(context.Background())
@@ -124,6 +125,13 @@ func (d *dispatcher) start(ctx context.Context) error {
 		defer d.loops.Done()
 		d.pruneLoop(a.cfg.Retention)
 	}()
+	if a.shared == nil {
+		d.loops.Add(1)
+		go func() {
+			defer d.loops.Done()
+			d.holdLoop()
+		}()
+	}
 	if a.shared != nil {
 		if err := d.readMembership(ctx); err != nil {
 			return fmt.Errorf("read the live nodes: %w", err)

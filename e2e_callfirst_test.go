@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -172,4 +173,61 @@ func TestE2EDelayedCancelRace(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d cancelled before their call", cancelled, n)
+}
+
+// While timers keep falling due, the outcome writes of their calls wait in memory
+// (outcomes.go). A clean shutdown in the middle of such a burst writes them: after the
+// restart no task that was called before it is called again, and every task completes.
+func TestE2EBurstOutcomesWrittenAtShutdown(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+	tg := aqtNewTarget(t, nil)
+	const n = 600
+	base := time.Now().Add(4 * time.Second)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	var next atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				// Due 2 ms apart for 1.2 s: one long burst.
+				due := base.Add(time.Duration(i) * 2 * time.Millisecond)
+				r := s.call("POST", "/v1/tasks", map[string]any{"targetUrl": fmt.Sprintf("%s/t/%d", tg.URL, i),
+					"delayUntil": due.UTC().Format(time.RFC3339Nano)})
+				if r.Status != http.StatusCreated {
+					t.Errorf("create %d: %d %s", i, r.Status, r.Raw)
+					return
+				}
+				ids[i] = aqtStr(r.task(), "id")
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	if time.Now().After(base) {
+		t.Fatalf("creating %d tasks took past their first due time", n)
+	}
+	tg.WaitHits(t, n/3, 20*time.Second)
+	if err := s.stop(); err != nil {
+		t.Fatalf("SIGTERM during the burst: %v", err)
+	}
+	before := len(tg.Hits())
+	s.launch(false)
+	for _, id := range ids {
+		s.waitStatus(id, "completed", 30*time.Second)
+	}
+	calls := map[string]int{}
+	for _, h := range tg.Hits() {
+		calls[h.Path]++
+	}
+	for path, c := range calls {
+		if c != 1 {
+			t.Errorf("%s called %d times, want once (%d calls before the shutdown)", path, c, before)
+		}
+	}
+	if len(calls) != n {
+		t.Errorf("%d tasks called, want %d", len(calls), n)
+	}
 }
