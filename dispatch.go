@@ -131,8 +131,7 @@ func (d *dispatcher) start(ctx context.Context) error {
 			defer d.loops.Done()
 			d.holdLoop()
 		}()
-	}
-	if a.shared != nil {
+	} else {
 		if err := d.readMembership(ctx); err != nil {
 			return fmt.Errorf("read the live nodes: %w", err)
 		}
