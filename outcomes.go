@@ -18,8 +18,9 @@ import (
 // the writer together when the burst is over. The calls go out on time; their outcomes
 // are durable that much later. A crash in between leaves such a task as it was before its
 // call, and it is called again after the restart: the same at-least-once as a crash during
-// the call. A clean shutdown writes them (stop). On a shared store (PostgreSQL) the writes
-// cost the database's CPU, not this process's, and are never held.
+// the call. A clean shutdown writes them (holdLoop, once the calls have ended). On a shared
+// store (PostgreSQL) the writes cost the database's CPU, not this process's, and are never
+// held.
 const (
 	burstGap = 5 * time.Millisecond
 	holdMax  = 250 * time.Millisecond
