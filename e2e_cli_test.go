@@ -10,11 +10,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -600,22 +602,13 @@ func TestE2ECLISecretsNotStoredOrLogged(t *testing.T) {
 	checkFiles := func(when string) {
 		t.Helper()
 		var all []byte
-		files := []string{s.db, s.db + "-wal"}
-		if onPostgres {
-			files = []string{"the PostgreSQL database"}
-		}
-		for _, f := range files {
-			var b []byte
-			var err error
-			if onPostgres {
-				b = dbContents(t, s.db)
-			} else if b, err = os.ReadFile(f); err != nil && !os.IsNotExist(err) {
-				t.Fatal(err)
-			}
+		stored := storedBytes(t, s.db, s.db, s.db+"-wal")
+		for _, name := range slices.Sorted(maps.Keys(stored)) {
+			b := stored[name]
 			all = append(all, b...)
 			for i, sec := range secrets {
 				if bytes.Contains(b, sec) {
-					t.Errorf("%s: secret #%d found in %s", when, i, filepath.Base(f))
+					t.Errorf("%s: secret #%d found in %s", when, i, name)
 				}
 			}
 		}

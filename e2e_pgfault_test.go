@@ -6,10 +6,7 @@ package main
 // recover by themselves without losing anything they acknowledged.
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -56,26 +53,6 @@ func pgProblems(logs string) string {
 		}
 	}
 	return strings.Join(out[max(0, len(out)-20):], "\n")
-}
-
-// pgCreateWithin creates a task on s, giving up after timeout.
-func pgCreateWithin(s *server, body map[string]any, timeout time.Duration) (resp, error) {
-	j, _ := json.Marshal(body)
-	req, err := http.NewRequest("POST", s.base+"/v1/tasks", bytes.NewReader(j))
-	if err != nil {
-		return resp{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", s.key)
-	res, err := (&http.Client{Timeout: timeout}).Do(req)
-	if err != nil {
-		return resp{}, err
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := resp{Status: res.StatusCode, Header: res.Header, Raw: string(raw)}
-	json.Unmarshal(raw, &out.Body)
-	return out, nil
 }
 
 // pgWaitCompleted waits until every task of ids is completed on s.
@@ -311,7 +288,7 @@ func TestE2EPGUnreachable(t *testing.T) {
 	for range cap(answers) {
 		go func() {
 			start := time.Now()
-			r, err := pgCreateWithin(s, map[string]any{"targetUrl": tg.URL}, 30*time.Second)
+			r, err := e2eDoWith(&http.Client{Timeout: 30 * time.Second}, s, "POST", "/v1/tasks", map[string]any{"targetUrl": tg.URL})
 			answers <- answer{r, err, time.Since(start)}
 		}()
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -651,19 +650,9 @@ func TestE2ESignalTokenStoredHashed(t *testing.T) {
 		t.Fatalf("SIGTERM: %v", err)
 	}
 	files, _ := filepath.Glob(s.db + "*")
-	if onPostgres {
-		files = []string{"the PostgreSQL database"}
-	}
-	for _, f := range files {
-		var b []byte
-		var err error
-		if onPostgres {
-			b = dbContents(t, s.db)
-		} else if b, err = os.ReadFile(f); err != nil {
-			t.Fatal(err)
-		}
+	for name, b := range storedBytes(t, s.db, files...) {
 		if bytes.Contains(b, []byte(tok)) || bytes.Contains(b, []byte(strings.ToUpper(tok))) {
-			t.Errorf("%s contains the raw signal token", filepath.Base(f))
+			t.Errorf("%s contains the raw signal token", name)
 		}
 	}
 	db := openDB(t, s.db, false)

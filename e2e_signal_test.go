@@ -113,6 +113,11 @@ var e2eClient = &http.Client{
 // e2eDo is server.call without testing.T, for use from goroutines. Header pairs with an empty
 // value delete the header (as in call).
 func e2eDo(s *server, method, path string, body any, headers ...string) (resp, error) {
+	return e2eDoWith(e2eClient, s, method, path, body, headers...)
+}
+
+// e2eDoWith is e2eDo through client.
+func e2eDoWith(client *http.Client, s *server, method, path string, body any, headers ...string) (resp, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -135,7 +140,7 @@ func e2eDo(s *server, method, path string, body any, headers ...string) (resp, e
 			req.Header.Set(headers[i], headers[i+1])
 		}
 	}
-	res, err := e2eClient.Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		return resp{}, err
 	}

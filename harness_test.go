@@ -234,6 +234,27 @@ func openDB(t testing.TB, db string, readOnly bool) *sql.DB {
 	return conn
 }
 
+// storedBytes is what the server stored, by name: the given files of a SQLite database
+// (those that do not exist are left out), or on PostgreSQL every table's rows as one entry.
+func storedBytes(t testing.TB, db string, files ...string) map[string][]byte {
+	t.Helper()
+	if onPostgres {
+		return map[string][]byte{"the PostgreSQL database": dbContents(t, db)}
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[filepath.Base(f)] = b
+	}
+	return out
+}
+
 // dbContents returns every value stored in a PostgreSQL database's tables, concatenated
 // (text as it is, bytea as its bytes, numbers in decimal): what the tests that grep
 // SQLite's files for secrets grep on PostgreSQL.

@@ -106,9 +106,16 @@ func (d *dispatcher) writeHeld(ws []heldWrite) {
 	}
 }
 
-// holdLoop writes the held outcomes once their burst is over, checking every burstGap;
-// when the dispatcher stops (after the calls have ended) it writes what is left.
+// holdLoop writes the held outcomes once their burst is over, checking every burstGap while
+// some are held; when the dispatcher stops (after the calls have ended) it writes what is left.
 func (d *dispatcher) holdLoop() {
+	var tick *time.Ticker
+	var ticks <-chan time.Time // nil while nothing is held
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-d.runCtx.Done():
@@ -116,24 +123,17 @@ func (d *dispatcher) holdLoop() {
 			d.writeHeld(out)
 			return
 		case <-d.hold.kick:
-		}
-		d.holdUntilOver()
-	}
-}
-
-func (d *dispatcher) holdUntilOver() {
-	tick := time.NewTicker(burstGap)
-	defer tick.Stop()
-	for {
-		select {
-		case <-d.runCtx.Done():
-			return // holdLoop writes what is left
-		case <-tick.C:
-		}
-		next, ok := d.a.sched.timers.Next()
-		if over, out := d.hold.release(time.Now(), next, ok, false); over {
-			d.writeHeld(out)
-			return
+			if tick == nil {
+				tick = time.NewTicker(burstGap)
+				ticks = tick.C
+			}
+		case <-ticks:
+			next, ok := d.a.sched.timers.Next()
+			if over, out := d.hold.release(time.Now(), next, ok, false); over {
+				d.writeHeld(out)
+				tick.Stop()
+				tick, ticks = nil, nil
+			}
 		}
 	}
 }

@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
@@ -206,8 +208,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 func (d *dispatcher) claimFirst(es []timerq.Entry) []timerq.Entry {
 	a := d.a
 	var rest []timerq.Entry
-	var ids []string
-	slots := make(map[string]flowRef, len(es))
+	slots := make(map[string]flowRef, len(es)) // task id → the flow whose slot it took
 	now := store.NowMS()
 	for _, e := range es {
 		t := a.sched.upcoming.take(e.ID)
@@ -221,12 +222,12 @@ func (d *dispatcher) claimFirst(es []timerq.Entry) []timerq.Entry {
 			rest = append(rest, e)
 			continue
 		}
-		ids = append(ids, e.ID)
 		slots[e.ID] = f
 	}
-	if len(ids) == 0 {
+	if len(slots) == 0 {
 		return rest
 	}
+	ids := slices.Collect(maps.Keys(slots))
 	var claimed []*store.Task
 	var busy []string
 	err := a.store.Write(d.runCtx, func(tx store.Tx) (err error) {
