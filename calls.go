@@ -141,8 +141,7 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 
 // call makes the task's HTTP request.
 func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, error) {
-	ctx, cancel := context.WithTimeout(d.callCtx, time.Duration(t.TimeoutMS)*time.Millisecond)
-	defer cancel()
+	ctx := d.callCtx
 	var body []byte
 	if t.Body != nil && t.Method != http.MethodGet {
 		body = []byte(d.a.withCallbackURL(t, *t.Body))
@@ -168,7 +167,7 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
 	req.Header.Set("X-AsyncQueue-Retry-Count", strconv.Itoa(t.RetryCount))
 	signing.Headers(req.Header, secrets, t.ID, time.Now(), body)
-	return d.a.out.Do(req)
+	return d.a.out.Do(req, time.Duration(t.TimeoutMS)*time.Millisecond)
 }
 
 // claimLongCall is how long a call started without a written claim runs before its claim

@@ -170,9 +170,7 @@ func (d *dispatcher) pollOnce(t *store.Task, cfg *providers.PollConfig) pollOutc
 // pollGet sends one GET of the polling flow; a non-nil outcome ends the poll there.
 func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string) (*outbound.Response, *pollOutcome) {
 	a := d.a
-	ctx, cancel := context.WithTimeout(d.callCtx, time.Duration(t.TimeoutMS)*time.Millisecond)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(d.callCtx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, &pollOutcome{failed: true, err: "Polling: invalid URL " + u}
 	}
@@ -193,7 +191,7 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 				fwd[k] = v
 			}
 		}
-		resolved, err := a.resolveHeaders(ctx, t.TeamID, fwd)
+		resolved, err := a.resolveHeaders(d.callCtx, t.TeamID, fwd)
 		if err != nil {
 			return nil, &pollOutcome{failed: true, err: err.Error()}
 		}
@@ -201,7 +199,7 @@ func (d *dispatcher) pollGet(t *store.Task, cfg *providers.PollConfig, u string)
 			req.Header.Set(k, v)
 		}
 	}
-	res, err := a.out.Do(req)
+	res, err := a.out.Do(req, time.Duration(t.TimeoutMS)*time.Millisecond)
 	if err != nil {
 		if outbound.IsBlocked(err) {
 			return nil, &pollOutcome{failed: true, err: outbound.DescribeError(err, 0)}

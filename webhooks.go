@@ -25,17 +25,15 @@ func (d *dispatcher) deliverWebhook(t *store.Task, completedAt *int64) {
 		a.log.Error("webhook: load team", "task", t.ID, "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(d.callCtx, WebhookTimeout)
-	defer cancel()
 	var res *outbound.Response
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, *t.OnCompleteURL, bytes.NewReader(payload))
+	req, err := http.NewRequestWithContext(d.callCtx, http.MethodPost, *t.OnCompleteURL, bytes.NewReader(payload))
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-AsyncQueue-Task-Id", t.ID)
 		req.Header.Set("X-AsyncQueue-Event", event)
 		id := fmt.Sprintf("%s:%s:%d", t.ID, event, valueOr(completedAt))
 		signing.Headers(req.Header, team.Secrets(store.NowMS()), id, time.Now(), payload)
-		res, err = a.out.Do(req)
+		res, err = a.out.Do(req, WebhookTimeout)
 	}
 	if err != nil && d.callCtx.Err() != nil {
 		return // shutting down: the lease makes the timer fire again after restart

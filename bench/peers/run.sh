@@ -19,7 +19,8 @@
 #   HN [200] tasks of another team to a healthy target (hang)
 #   WORKERS [100] calls in flight of the "tuned"/"default" peers; WIDE [2000] of the "wide" ones
 #   WARMUP [6] seconds a fresh server idles after 50 warm-up tasks
-#   TLS [0]   1 = the targets are https (self-signed; trusted through SSL_CERT_FILE)
+#   TLS [0]   1 = the targets are https (self-signed; trusted through SSL_CERT_FILE);
+#             h1 = the same, but the target speaks only HTTP/1.1 (one call per connection at a time)
 #   AQ_BIN    an asyncqueue binary to use instead of building the repository's
 #   AQ_ARGS   extra flags for asyncqueue serve
 #   VAULT_KEY [random] the --vault-key of asyncqueue-pg (64 hex characters)
@@ -128,9 +129,10 @@ fi
 cat "$OUT/meta.txt"
 
 TARGET="http://$SINK"
-if [ "$TLS" = 1 ]; then
+if [ "$TLS" = 1 ] || [ "$TLS" = h1 ]; then
   export SSL_CERT_FILE="$DBDIR/sink-cert.pem"
-  "$BIN/sink" -addr "$SINK" -tls-addr "127.0.0.1:$SINK_TLS_PORT" -cert-out "$SSL_CERT_FILE" > "$OUT/sink.log" 2>&1 &
+  H1=(); [ "$TLS" = h1 ] && H1=(-tls-http1)
+  "$BIN/sink" -addr "$SINK" -tls-addr "127.0.0.1:$SINK_TLS_PORT" -cert-out "$SSL_CERT_FILE" "${H1[@]}" > "$OUT/sink.log" 2>&1 &
   SINK_PID=$!
   TARGET="https://127.0.0.1:$SINK_TLS_PORT"
 else

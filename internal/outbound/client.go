@@ -63,6 +63,7 @@ type Client struct {
 	maxBody      int64
 	dialTimeout  time.Duration
 	dialer       *net.Dialer
+	turns        dialTurns
 	transport    *http.Transport
 	http         *http.Client
 }
@@ -102,14 +103,15 @@ func New(o Options) *Client {
 	c.transport = &http.Transport{
 		Proxy:                  nil, // never from the environment: a proxy would hide the real target from the policy
 		DialContext:            c.dialContext,
+		DialTLSContext:         c.dialTLS,
 		ForceAttemptHTTP2:      true,
-		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		MaxResponseHeaderBytes: maxHeader,
 		MaxIdleConnsPerHost:    idlePerHost,
 		MaxIdleConns:           0, // bounded per host, and by the idle timeout
 		IdleConnTimeout:        idleConnTimeout,
 		// Thousands of calls to one https host reuse connections; a new connection
-		// resumes its host's TLS session instead of a full handshake.
+		// resumes its host's TLS session instead of a full handshake. dialTLS uses this
+		// config, to which net/http adds HTTP/2 when it sets itself up.
 		TLSClientConfig: &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessions)},
 	}
 	c.http = &http.Client{Transport: c.transport, CheckRedirect: c.checkRedirect}
@@ -127,20 +129,35 @@ func (c *Client) checkRedirect(_ *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Do sends req; the caller sets its context and timeout. Redirects are followed up to
-// MaxRedirects, each hop checked again by the dial-time policy (303 → GET, 301/302 POST → GET,
-// 307/308 keep method and body, as net/http does). It reads at most MaxBodyBytes of the body,
-// then stops reading, and closes it. A blocked address gives an error that errors.As
-// unwraps to *BlockedError. A request without a User-Agent gets the client's (redirects
-// carry it on).
-func (c *Client) Do(req *http.Request) (*Response, error) {
+// Do sends req with timeout (none when ≤ 0) counted from when it is sent: when it has a
+// connection, or starts dialing one; waiting for a dial's turn (see dialTurns) does not
+// count. The request's own context still applies whole. Redirects are followed up to
+// MaxRedirects, each hop checked again by the dial-time policy (303 → GET, 301/302 POST →
+// GET, 307/308 keep method and body, as net/http does), all within the one timeout. It reads
+// at most MaxBodyBytes of the body, then stops reading, and closes it. A blocked address
+// gives an error that errors.As unwraps to *BlockedError; a timeout, one IsTimeout knows.
+// A request without a User-Agent gets the client's (redirects carry it on).
+func (c *Client) Do(req *http.Request, timeout time.Duration) (*Response, error) {
 	if c.userAgent != "" && req.Header.Get("User-Agent") == "" {
 		if req.Header == nil {
 			req.Header = http.Header{}
 		}
 		req.Header.Set("User-Agent", c.userAgent)
 	}
-	start := time.Now()
+	s, ctx := newSend(req.Context(), timeout, &c.turns)
+	defer s.end()
+	res, err := c.exchange(req.WithContext(ctx))
+	if err != nil && s.timedOut(ctx) && !errors.Is(err, errSendTimeout) {
+		// HTTP/2 reports the context's error, not its cause: say it was the timeout.
+		err = fmt.Errorf("%w (%w)", errSendTimeout, err)
+	}
+	if res != nil {
+		res.Duration = time.Since(s.sentAt())
+	}
+	return res, err
+}
+
+func (c *Client) exchange(req *http.Request) (*Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, err
@@ -160,16 +177,55 @@ func (c *Client) Do(req *http.Request) (*Response, error) {
 		Header:     resp.Header,
 		Body:       body,
 		Truncated:  truncated,
-		Duration:   time.Since(start),
 	}, nil
 }
 
 // CloseIdle closes idle keep-alive connections.
 func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
 
-// dialContext resolves the host itself, drops every address the policy refuses and
-// dials the rest by IP literal, so a resolver cannot answer differently between check and connect.
+// dialContext opens a plain connection. It takes no turn (see dialTurns): a TCP connect
+// costs little, and waiting for a freed connection instead made a burst later, not cheaper.
 func (c *Client) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if s := sendFrom(ctx); s != nil {
+		s.start()
+	}
+	return c.dialAllowed(ctx, network, address)
+}
+
+// dialTLS opens a TLS connection when its turn comes; the turn lasts until the handshake
+// is done, since the handshake is what a burst of new connections costs.
+func (c *Client) dialTLS(ctx context.Context, network, address string) (net.Conn, error) {
+	done, err := c.turns.wait(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if s := sendFrom(ctx); s != nil {
+		s.start()
+	}
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.dialAllowed(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	cfg := c.transport.TLSClientConfig.Clone()
+	cfg.ServerName = host
+	tc := tls.Client(conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// dialAllowed resolves the host itself, drops every address the policy refuses and
+// dials the rest by IP literal, so a resolver cannot answer differently between check and connect.
+func (c *Client) dialAllowed(ctx context.Context, network, address string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err

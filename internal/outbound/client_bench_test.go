@@ -55,7 +55,7 @@ func benchDo(b *testing.B, target string) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-AsyncQueue-Task-Id", "0197a6f2-7c1e-7b3a-9d2f-4c5e6f7a8b9c")
 		req.Header.Set("X-AsyncQueue-Retry-Count", "0")
-		resp, err := c.Do(req)
+		resp, err := c.Do(req, 0)
 		cancel()
 		if err != nil {
 			b.Fatal(err)

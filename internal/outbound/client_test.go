@@ -127,7 +127,7 @@ func do(t *testing.T, c *Client, method, target string, body io.Reader) (*Respon
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Do(req)
+	return c.Do(req, 0)
 }
 
 func TestNewTransportSettings(t *testing.T) {
@@ -139,7 +139,7 @@ func TestNewTransportSettings(t *testing.T) {
 	}
 	if tr.MaxResponseHeaderBytes != 64<<10 || tr.MaxConnsPerHost != 0 || tr.MaxIdleConnsPerHost != 1024 ||
 		tr.TLSClientConfig == nil || tr.TLSClientConfig.ClientSessionCache == nil ||
-		tr.TLSHandshakeTimeout != 10*time.Second || tr.IdleConnTimeout != 90*time.Second {
+		tr.DialContext == nil || tr.DialTLSContext == nil || tr.IdleConnTimeout != 90*time.Second {
 		t.Errorf("unexpected transport settings: %+v", tr)
 	}
 	if c.dialer.ControlContext == nil {
@@ -223,13 +223,13 @@ func TestDoUserAgent(t *testing.T) {
 
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL, nil)
 	req.Header.Set("User-Agent", "caller/1")
-	if resp, err := c.Do(req); err != nil || string(resp.Body) != "caller/1" {
+	if resp, err := c.Do(req, 0); err != nil || string(resp.Body) != "caller/1" {
 		t.Errorf("caller UA: %v %q", err, resp.Body)
 	}
 
 	u, _ := url.Parse(s.URL)
 	bare := (&http.Request{Method: http.MethodGet, URL: u}).WithContext(t.Context()) // nil Header
-	if resp, err := c.Do(bare); err != nil || string(resp.Body) != "asyncqueue/test" {
+	if resp, err := c.Do(bare, 0); err != nil || string(resp.Body) != "asyncqueue/test" {
 		t.Errorf("nil header: %v", err)
 	}
 }
@@ -598,7 +598,7 @@ func TestDescribeErrorFromDo(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
-		_, err = c.Do(req)
+		_, err = c.Do(req, 0)
 		if got := DescribeError(err, time.Second); got != "Request timeout after 1s" {
 			t.Errorf("DescribeError = %q (err %v)", got, err)
 		}

@@ -21,9 +21,15 @@ type tlsCounter struct {
 }
 
 func newTLSCounter(t testing.TB, answerAfter time.Duration, http1 bool) *tlsCounter {
+	return startTLSCounter(t, http1, func() { time.Sleep(answerAfter) }, nil)
+}
+
+// startTLSCounter starts a tlsCounter that runs handle for each request, on the listener
+// wrap returns (the plain one when wrap is nil).
+func startTLSCounter(t testing.TB, http1 bool, handle func(), wrap func(net.Listener) net.Listener) *tlsCounter {
 	tc := &tlsCounter{}
 	tc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(answerAfter)
+		handle()
 		fmt.Fprint(w, "ok")
 	}))
 	var seen sync.Map
@@ -46,6 +52,9 @@ func newTLSCounter(t testing.TB, answerAfter time.Duration, http1 bool) *tlsCoun
 	if http1 {
 		tc.TLS = &tls.Config{NextProtos: []string{"http/1.1"}}
 	}
+	if wrap != nil {
+		tc.Listener = wrap(tc.Listener)
+	}
 	tc.StartTLS()
 	t.Cleanup(tc.Close)
 	return tc
@@ -67,7 +76,7 @@ func burst(t testing.TB, c *Client, url string, n int) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-			if _, err := c.Do(req); err != nil {
+			if _, err := c.Do(req, 0); err != nil {
 				errs <- err
 			}
 		})

@@ -172,6 +172,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "plain-HTTP listen address (127.0.0.1 only)")
 	tlsAddr := flag.String("tls-addr", "", "also serve TLS here with a self-signed certificate (127.0.0.1 only)")
 	certOut := flag.String("cert-out", "sink-cert.pem", "where to write the self-signed certificate (for SSL_CERT_FILE)")
+	http1 := flag.Bool("tls-http1", false, "serve TLS with HTTP/1.1 only, as many application servers do")
 	flag.Parse()
 	s := &sink{runs: map[string]*record{}}
 	mux := http.NewServeMux()
@@ -199,6 +200,9 @@ func main() {
 		}
 		ts := &http.Server{Addr: *tlsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+		if *http1 {
+			ts.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){} // no HTTP/2
+		}
 		servers = append(servers, ts)
 		go func() { errc <- ts.ListenAndServeTLS("", "") }()
 	}

@@ -1,0 +1,221 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A send's timeout starts when the request is sent, not when the send is made.
+func TestSendTimeoutStartsWhenSent(t *testing.T) {
+	t.Parallel()
+	var turns dialTurns
+	s, ctx := newSend(context.Background(), 30*time.Millisecond, &turns)
+	defer s.end()
+	time.Sleep(100 * time.Millisecond) // waiting for a turn, say: the timeout has not started
+	if ctx.Err() != nil {
+		t.Fatal("the timeout ran before the request was sent")
+	}
+	s.start()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timeout never ran out after the request was sent")
+	}
+	if !s.timedOut(ctx) {
+		t.Errorf("cause %v, want the send's timeout", context.Cause(ctx))
+	}
+	if !IsTimeout(context.Cause(ctx)) {
+		t.Error("IsTimeout does not know the send's timeout")
+	}
+}
+
+// fillTurns takes every turn to addr and returns the function that gives them back.
+func fillTurns(t *testing.T, d *dialTurns, addr string) func() {
+	var dones []func()
+	for range dialsPerHost {
+		done, err := d.wait(context.Background(), addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dones = append(dones, done)
+	}
+	return func() {
+		for _, done := range dones {
+			done()
+		}
+	}
+}
+
+func TestDialTurns(t *testing.T) {
+	t.Parallel()
+	const addr = "example.com:443"
+
+	t.Run("a call that got a freed connection does not dial", func(t *testing.T) {
+		var d dialTurns
+		defer fillTurns(t, &d, addr)()
+		s, ctx := newSend(context.Background(), 0, &d)
+		defer s.end()
+		d.mu.Lock()
+		d.hosts[addr].lastReuse = time.Now().Add(time.Hour) // connections keep coming free
+		d.mu.Unlock()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := d.wait(ctx, addr)
+			errc <- err
+		}()
+		time.Sleep(5 * dialTurnWait)
+		select {
+		case err := <-errc:
+			t.Fatalf("the dial did not wait for its turn while connections came free: %v", err)
+		default:
+		}
+		s.nextHop(addr)
+		s.gotConn(httpGotConn(true))
+		if err := <-errc; !errors.Is(err, errDialNotNeeded) {
+			t.Errorf("wait = %v, want errDialNotNeeded", err)
+		}
+	})
+
+	t.Run("a freed turn goes to the next dial", func(t *testing.T) {
+		var d dialTurns
+		giveBack := fillTurns(t, &d, addr)
+		d.mu.Lock()
+		d.hosts[addr].lastReuse = time.Now().Add(time.Hour) // never stalled
+		d.mu.Unlock()
+		got := make(chan func(), 1)
+		go func() {
+			done, err := d.wait(context.Background(), addr)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- done
+		}()
+		time.Sleep(3 * dialTurnWait)
+		if len(got) != 0 {
+			t.Fatal("a dial started past the limit while connections came free")
+		}
+		giveBack()
+		(<-got)()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if len(d.hosts) != 0 {
+			t.Errorf("%d hosts left after every dial ended", len(d.hosts))
+		}
+	})
+
+	t.Run("a host whose connections stay busy gets twice the dials after a window", func(t *testing.T) {
+		var d dialTurns
+		defer fillTurns(t, &d, addr)()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done, err := d.wait(ctx, addr)
+		if err != nil {
+			t.Fatalf("the dial never started: %v", err)
+		}
+		done()
+		if took := time.Since(start); took < dialTurnWait {
+			t.Errorf("started after %v, before a stall could be seen", took)
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if l := d.hosts[addr].limit; l != 2*dialsPerHost {
+			t.Errorf("limit %d after one stalled window, want %d", l, 2*dialsPerHost)
+		}
+	})
+}
+
+func httpGotConn(reused bool) httptrace.GotConnInfo { return httptrace.GotConnInfo{Reused: reused} }
+
+// A burst of calls to an HTTP/1.1 https target that answers quickly reuses the
+// connections that come free instead of opening one per call.
+func TestTLSBurstReusesFreedConnections(t *testing.T) {
+	t.Parallel()
+	tc := newTLSCounter(t, time.Millisecond, true)
+	c := trusting(tc)
+	// 8 calls a millisecond, as timers falling due. The race detector makes the first
+	// handshakes take longer than a window without reuse: there the window is longer.
+	n, perMS := 2000, 8
+	if raceEnabled {
+		n, perMS = 300, 300
+		c.turns.window = time.Second
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		if i%perMS == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodPost, tc.URL, nil)
+			if _, err := c.Do(req, 30*time.Second); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	most := n / 4
+	if raceEnabled {
+		most = n / 2
+	}
+	if conns := tc.conns.Load(); conns > int64(most) {
+		t.Errorf("%d connections for a burst of %d calls", conns, n)
+	}
+}
+
+// Calls to an HTTP/1.1 https target that holds its connections long, and is slow to
+// accept new ones, are not held back by the turns: they all get a connection of their own.
+func TestTLSSlowTargetGetsAllItsConnections(t *testing.T) {
+	t.Parallel()
+	n, answerAfter, handshake := 300, 300*time.Millisecond, 100*time.Millisecond
+	if raceEnabled {
+		// Each handshake costs the race detector's CPU at both ends: fewer, slower ones.
+		n, answerAfter, handshake = 100, 600*time.Millisecond, 500*time.Millisecond
+	}
+	var inFlight, peak atomic.Int64
+	tc := startTLSCounter(t, true, func() {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(answerAfter)
+	}, func(l net.Listener) net.Listener { return slowStart{l, handshake} })
+	c := trusting(tc)
+	burst(t, c, tc.URL, n)
+	// Held to 16 dials at once, fewer than half of them overlapped.
+	if p := peak.Load(); p < int64(n*2/3) {
+		t.Errorf("at most %d of %d calls at the target at once: new connections were held back", p, n)
+	}
+}
+
+// slowStart delays each accepted connection's first read, so its TLS handshake ends a
+// round trip later, as a far target's does; connections are still accepted at once.
+type slowStart struct {
+	net.Listener
+	delay time.Duration
+}
+
+func (l slowStart) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &slowConn{Conn: c, delay: l.delay}, nil
+}
+
+type slowConn struct {
+	net.Conn
+	delay time.Duration
+	once  sync.Once
+}
+
+func (c *slowConn) Read(p []byte) (int, error) {
+	c.once.Do(func() { time.Sleep(c.delay) })
+	return c.Conn.Read(p)
+}
