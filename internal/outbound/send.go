@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,14 +17,16 @@ import (
 // So new connections to a host take turns: at first at most dialsPerHost are dialed
 // (connect and TLS handshake) at once. A call whose dial waits for its turn takes a freed
 // connection as soon as one comes, and then does not dial at all. While the host's
-// connections keep coming free, that is all. When none came free for dialTurnWait (a slow
-// target holds them all, or the first handshakes are slow), the host's limit doubles, up
-// to maxDialsPerHost, so a slow API gets as many connections as it needs within a few
-// windows, and a burst that overloads the machine does not dial once per call.
+// connections keep coming free, that is all. While none does, the limit grows, up to
+// maxDialsPerHost: by one for each dial that ends (it doubles with each round of dials,
+// as in TCP's slow start, so a busy machine whose handshakes slow down also grows slowly),
+// and it doubles for each stall window in which no dial ended either (a far or silent
+// target). So a slow API still gets a connection per call within a few rounds.
 const (
 	dialsPerHost    = 16
 	maxDialsPerHost = 4096
-	dialTurnWait    = 20 * time.Millisecond
+	minStall        = 100 * time.Millisecond
+	firstDialTime   = 20 * time.Millisecond // what a dial is taken to last until one has ended
 )
 
 // errDialNotNeeded ends a dial whose call got a connection while the dial waited its turn.
@@ -37,23 +38,29 @@ var errSendTimeout = fmt.Errorf("call timeout: %w", context.DeadlineExceeded)
 
 // dialTurns is where the dials to each host take their turns.
 type dialTurns struct {
-	mu     sync.Mutex
-	hosts  map[string]*hostTurns
-	window time.Duration // dialTurnWait; tests under the race detector make it longer
+	mu    sync.Mutex
+	hosts map[string]*hostTurns
 }
-
-func (d *dialTurns) stallWindow() time.Duration { return cmp.Or(d.window, dialTurnWait) }
 
 type hostTurns struct {
 	free      chan struct{} // one token per dial that may start now
-	limit     int           // dials at once: dialsPerHost, doubled while the host stalls
+	limit     int           // dials at once: dialsPerHost, more while no connection comes free
 	users     int           // dials holding or waiting for a turn; the entry goes at zero
+	waiting   int           // dials waiting for a turn
+	watched   bool          // a watch goroutine runs for the waiting dials
 	lastReuse time.Time     // when a call last got a connection that had served one before
+	progress  time.Time     // when a connection was last reused or a dial ended
 	grownAt   time.Time     // when the limit last doubled
+	dialTime  time.Duration // how long the host's dials take (a moving average)
 }
 
+// stallWindow is how long nothing must move at h before its limit doubles: minStall, or
+// twice what its dials take when that is longer (the machine is busy, or the target far).
+func (h *hostTurns) stallWindow() time.Duration { return max(minStall, 2*h.dialTime) }
+
 func newHostTurns(now time.Time) *hostTurns {
-	h := &hostTurns{free: make(chan struct{}, maxDialsPerHost), limit: dialsPerHost, lastReuse: now, grownAt: now}
+	h := &hostTurns{free: make(chan struct{}, maxDialsPerHost), limit: dialsPerHost, lastReuse: now,
+		progress: now, grownAt: now, dialTime: firstDialTime}
 	for range h.limit {
 		h.free <- struct{}{}
 	}
@@ -65,20 +72,48 @@ func (d *dialTurns) reused(addr string) {
 	d.mu.Lock()
 	if h := d.hosts[addr]; h != nil {
 		h.lastReuse = time.Now()
+		h.progress = h.lastReuse
 	}
 	d.mu.Unlock()
 }
 
-// grow doubles h's limit if no connection was reused, and the limit did not grow, for
-// dialTurnWait.
-func (d *dialTurns) grow(h *hostTurns, now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if w := d.stallWindow(); now.Sub(h.lastReuse) < w || now.Sub(h.grownAt) < w {
-		return
+// watch doubles h's limit each window in which dials waited and nothing moved: no
+// connection reused, no dial ended (a far or silent target). It ends when no dial waits:
+// one goroutine per stalled host, not a timer per dial.
+func (d *dialTurns) watch(h *hostTurns) {
+	t := time.NewTicker(minStall / 4)
+	defer t.Stop()
+	for now := range t.C {
+		d.mu.Lock()
+		if h.waiting == 0 {
+			h.watched = false
+			d.mu.Unlock()
+			return
+		}
+		if w := h.stallWindow(); now.Sub(h.progress) >= w && now.Sub(h.grownAt) >= w {
+			h.grownAt = now
+			h.add(h.limit)
+		}
+		d.mu.Unlock()
 	}
-	h.grownAt = now
-	for range min(h.limit, maxDialsPerHost-h.limit) {
+}
+
+// end ends a dial's turn. A dial that ends while no connection to the host is being
+// reused gives its turn back twice: as in TCP's slow start, the limit then doubles with
+// each round of dials, as fast as the dials end, so a burst that slows the handshakes
+// (the machine is busy) also slows the growth. d.mu is held.
+func (h *hostTurns) end(now time.Time, took, window time.Duration) {
+	h.progress = now
+	h.dialTime += (took - h.dialTime) / 4
+	if now.Sub(h.lastReuse) >= window {
+		h.add(1)
+	}
+	h.free <- struct{}{}
+}
+
+// add raises the limit by up to n turns. d.mu is held.
+func (h *hostTurns) add(n int) {
+	for range min(n, maxDialsPerHost-h.limit) {
 		h.free <- struct{}{}
 		h.limit++
 	}
@@ -105,31 +140,45 @@ func (d *dialTurns) wait(ctx context.Context, addr string) (done func(), err err
 		}
 		d.mu.Unlock()
 	}
-	release := func() { h.free <- struct{}{}; leave() }
+	release := func(began time.Time) func() {
+		return func() {
+			d.mu.Lock()
+			now := time.Now()
+			h.end(now, now.Sub(began), h.stallWindow())
+			d.mu.Unlock()
+			leave()
+		}
+	}
 	select {
 	case <-h.free:
-		return release, nil
+		return release(time.Now()), nil
 	default:
 	}
 	var served <-chan struct{}
 	if s := sendFrom(ctx); s != nil {
 		served = s.servedChan()
 	}
-	t := time.NewTicker(d.stallWindow())
-	defer t.Stop()
-	for {
-		select {
-		case <-h.free:
-			return release, nil
-		case now := <-t.C:
-			d.grow(h, now)
-		case <-served:
-			leave()
-			return nil, errDialNotNeeded
-		case <-ctx.Done():
-			leave()
-			return nil, ctx.Err()
-		}
+	d.mu.Lock()
+	h.waiting++
+	if !h.watched {
+		h.watched = true
+		go d.watch(h)
+	}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		h.waiting--
+		d.mu.Unlock()
+	}()
+	select {
+	case <-h.free:
+		return release(time.Now()), nil
+	case <-served:
+		leave()
+		return nil, errDialNotNeeded
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
 	}
 }
 

@@ -62,15 +62,13 @@ func TestDialTurns(t *testing.T) {
 		defer fillTurns(t, &d, addr)()
 		s, ctx := newSend(context.Background(), 0, &d)
 		defer s.end()
-		d.mu.Lock()
-		d.hosts[addr].lastReuse = time.Now().Add(time.Hour) // connections keep coming free
-		d.mu.Unlock()
+		keepReusing(&d, addr)
 		errc := make(chan error, 1)
 		go func() {
 			_, err := d.wait(ctx, addr)
 			errc <- err
 		}()
-		time.Sleep(5 * dialTurnWait)
+		time.Sleep(2 * minStall)
 		select {
 		case err := <-errc:
 			t.Fatalf("the dial did not wait for its turn while connections came free: %v", err)
@@ -86,9 +84,7 @@ func TestDialTurns(t *testing.T) {
 	t.Run("a freed turn goes to the next dial", func(t *testing.T) {
 		var d dialTurns
 		giveBack := fillTurns(t, &d, addr)
-		d.mu.Lock()
-		d.hosts[addr].lastReuse = time.Now().Add(time.Hour) // never stalled
-		d.mu.Unlock()
+		keepReusing(&d, addr)
 		got := make(chan func(), 1)
 		go func() {
 			done, err := d.wait(context.Background(), addr)
@@ -97,7 +93,7 @@ func TestDialTurns(t *testing.T) {
 			}
 			got <- done
 		}()
-		time.Sleep(3 * dialTurnWait)
+		time.Sleep(3 * minStall)
 		if len(got) != 0 {
 			t.Fatal("a dial started past the limit while connections came free")
 		}
@@ -121,15 +117,55 @@ func TestDialTurns(t *testing.T) {
 			t.Fatalf("the dial never started: %v", err)
 		}
 		done()
-		if took := time.Since(start); took < dialTurnWait {
+		if took := time.Since(start); took < minStall {
 			t.Errorf("started after %v, before a stall could be seen", took)
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if l := d.hosts[addr].limit; l != 2*dialsPerHost {
-			t.Errorf("limit %d after one stalled window, want %d", l, 2*dialsPerHost)
+		// Doubled by the window, and one more for the dial that ended meanwhile.
+		if l := d.hosts[addr].limit; l != 2*dialsPerHost+1 {
+			t.Errorf("limit %d after one stalled window, want %d", l, 2*dialsPerHost+1)
 		}
 	})
+	t.Run("each dial that ends while none is reused adds a turn", func(t *testing.T) {
+		var d dialTurns
+		giveBack := fillTurns(t, &d, addr)
+		d.mu.Lock()
+		h := d.hosts[addr]
+		h.progress = time.Now().Add(time.Hour) // no stall: only the dials' ends count
+		h.lastReuse = time.Now().Add(-time.Hour)
+		h.users++ // the entry stays while the round ends
+		d.mu.Unlock()
+		giveBack()
+		d.mu.Lock()
+		if h.limit != 2*dialsPerHost || len(h.free) != 2*dialsPerHost {
+			t.Errorf("after a round of %d dials and no reuse: limit %d, %d free; want %d of each",
+				dialsPerHost, h.limit, len(h.free), 2*dialsPerHost)
+		}
+		d.mu.Unlock()
+		d.reused(addr)
+		for range dialsPerHost {
+			done, err := d.wait(context.Background(), addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done()
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if h.limit != 2*dialsPerHost {
+			t.Errorf("limit %d after dials that ended while connections were reused, want %d", h.limit, 2*dialsPerHost)
+		}
+	})
+}
+
+// keepReusing makes addr's connections look busy being reused, from now on.
+func keepReusing(d *dialTurns, addr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.hosts[addr]
+	h.lastReuse = time.Now().Add(time.Hour)
+	h.progress = h.lastReuse
 }
 
 func httpGotConn(reused bool) httptrace.GotConnInfo { return httptrace.GotConnInfo{Reused: reused} }
@@ -140,12 +176,11 @@ func TestTLSBurstReusesFreedConnections(t *testing.T) {
 	t.Parallel()
 	tc := newTLSCounter(t, time.Millisecond, true)
 	c := trusting(tc)
-	// 8 calls a millisecond, as timers falling due. The race detector makes the first
-	// handshakes take longer than a window without reuse: there the window is longer.
+	// 8 calls a millisecond, as timers falling due; under the race detector, which slows
+	// every handshake, fewer calls all at once.
 	n, perMS := 2000, 8
 	if raceEnabled {
 		n, perMS = 300, 300
-		c.turns.window = time.Second
 	}
 	var wg sync.WaitGroup
 	for i := range n {
