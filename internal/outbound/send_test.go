@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -170,63 +171,80 @@ func keepReusing(d *dialTurns, addr string) {
 
 func httpGotConn(reused bool) httptrace.GotConnInfo { return httptrace.GotConnInfo{Reused: reused} }
 
+// tries runs try up to 3 times, until it reports no problem. How fast a machine under load
+// (the race detector, other packages' tests) makes handshakes moves these figures; a client
+// without turns, or whose turns never grow, misses in every try.
+func tries(t *testing.T, try func() (problem string)) {
+	var problem string
+	for range 3 {
+		if problem = try(); problem == "" {
+			return
+		}
+		t.Log(problem)
+	}
+	t.Error(problem)
+}
+
 // A burst of calls to an HTTP/1.1 https target that answers quickly reuses the
 // connections that come free instead of opening one per call.
 func TestTLSBurstReusesFreedConnections(t *testing.T) {
 	t.Parallel()
-	tc := newTLSCounter(t, time.Millisecond, true)
-	c := trusting(tc)
 	// 8 calls a millisecond, as timers falling due; under the race detector, which slows
 	// every handshake, fewer calls all at once.
-	n, perMS := 2000, 8
+	n, perMS, most := 2000, 8, 500
 	if raceEnabled {
-		n, perMS = 300, 300
+		n, perMS, most = 300, 300, 150
 	}
-	var wg sync.WaitGroup
-	for i := range n {
-		if i%perMS == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodPost, tc.URL, nil)
-			if _, err := c.Do(req, 30*time.Second); err != nil {
-				t.Error(err)
+	tries(t, func() string {
+		tc := newTLSCounter(t, time.Millisecond, true)
+		c := trusting(tc)
+		var wg sync.WaitGroup
+		for i := range n {
+			if i%perMS == 0 {
+				time.Sleep(time.Millisecond)
 			}
-		})
-	}
-	wg.Wait()
-	most := n / 4
-	if raceEnabled {
-		most = n / 2
-	}
-	if conns := tc.conns.Load(); conns > int64(most) {
-		t.Errorf("%d connections for a burst of %d calls", conns, n)
-	}
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodPost, tc.URL, nil)
+				if _, err := c.Do(req, 30*time.Second); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if conns := tc.conns.Load(); conns > int64(most) {
+			return fmt.Sprintf("%d connections for a burst of %d calls", conns, n)
+		}
+		return ""
+	})
 }
 
 // Calls to an HTTP/1.1 https target that holds its connections long, and is slow to
 // accept new ones, are not held back by the turns: they all get a connection of their own.
 func TestTLSSlowTargetGetsAllItsConnections(t *testing.T) {
 	t.Parallel()
-	n, answerAfter, handshake := 300, 300*time.Millisecond, 100*time.Millisecond
+	// The target holds each call for six handshakes' time: long enough for the turns to
+	// double from 16 to all n, a round of dials each. (Turns that never grew would get
+	// there too, reusing freed connections, but later; a handful at a time would not.)
+	n, answerAfter, handshake := 300, 600*time.Millisecond, 100*time.Millisecond
 	if raceEnabled {
 		// Each handshake costs the race detector's CPU at both ends: fewer, slower ones.
-		n, answerAfter, handshake = 100, 600*time.Millisecond, 500*time.Millisecond
+		n, answerAfter, handshake = 200, 1200*time.Millisecond, 200*time.Millisecond
 	}
-	var inFlight, peak atomic.Int64
-	tc := startTLSCounter(t, true, func() {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	tries(t, func() string {
+		var inFlight, peak atomic.Int64
+		tc := startTLSCounter(t, true, func() {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(answerAfter)
+		}, func(l net.Listener) net.Listener { return slowStart{l, handshake} })
+		burst(t, trusting(tc), tc.URL, n)
+		if p := peak.Load(); p < int64(n*2/3) {
+			return fmt.Sprintf("at most %d of %d calls at the target at once: new connections were held back", p, n)
 		}
-		time.Sleep(answerAfter)
-	}, func(l net.Listener) net.Listener { return slowStart{l, handshake} })
-	c := trusting(tc)
-	burst(t, c, tc.URL, n)
-	// Held to 16 dials at once, fewer than half of them overlapped.
-	if p := peak.Load(); p < int64(n*2/3) {
-		t.Errorf("at most %d of %d calls at the target at once: new connections were held back", p, n)
-	}
+		return ""
+	})
 }
 
 // slowStart delays each accepted connection's first read, so its TLS handshake ends a
