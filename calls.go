@@ -141,12 +141,11 @@ func (d *dispatcher) runCall(t, onDisk *store.Task, f flowRef, release func()) e
 
 // call makes the task's HTTP request.
 func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, error) {
-	ctx := d.callCtx
 	var body []byte
 	if t.Body != nil && t.Method != http.MethodGet {
 		body = []byte(d.a.withCallbackURL(t, *t.Body))
 	}
-	req, err := http.NewRequestWithContext(ctx, t.Method, d.a.withCallbackURL(t, t.TargetURL), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(d.callCtx, t.Method, d.a.withCallbackURL(t, t.TargetURL), bytes.NewReader(body))
 	if err != nil {
 		return nil, &permanentError{"Invalid target URL: " + err.Error()}
 	}
@@ -154,7 +153,7 @@ func (d *dispatcher) call(t *store.Task, secrets []string) (*outbound.Response, 
 	if err != nil {
 		return nil, &permanentError{"Stored headers are unreadable: " + err.Error()}
 	}
-	hdrs, err := d.a.resolveHeaders(ctx, t.TeamID, stored)
+	hdrs, err := d.a.resolveHeaders(d.callCtx, t.TeamID, stored)
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,7 @@ func (h *outcomeHold) add(w heldWrite, now, next time.Time, hasNext bool) (bool,
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !holding(now, next, hasNext, h.since, len(h.held)) {
-		out := h.held
-		h.held = nil
-		return false, out
+		return false, h.takeLocked()
 	}
 	if len(h.held) == 0 {
 		h.since = now
@@ -73,17 +71,27 @@ func (h *outcomeHold) add(w heldWrite, now, next time.Time, hasNext bool) (bool,
 	return true, nil
 }
 
-// release reports whether the hold is over at now (always, if all), and hands back what
-// was held then.
-func (h *outcomeHold) release(now, next time.Time, hasNext, all bool) (bool, []heldWrite) {
+// release reports whether the hold is over at now, and hands back what was held then.
+func (h *outcomeHold) release(now, next time.Time, hasNext bool) (bool, []heldWrite) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !all && len(h.held) > 0 && holding(now, next, hasNext, h.since, len(h.held)) {
+	if len(h.held) > 0 && holding(now, next, hasNext, h.since, len(h.held)) {
 		return false, nil
 	}
+	return true, h.takeLocked()
+}
+
+// takeAll ends the hold whatever the timers, and hands back what was held.
+func (h *outcomeHold) takeAll() []heldWrite {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.takeLocked()
+}
+
+func (h *outcomeHold) takeLocked() []heldWrite {
 	out := h.held
 	h.held = nil
-	return true, out
+	return out
 }
 
 // writeOutcome queues the write of a call's outcome, or holds it during a burst of timers.
@@ -119,8 +127,7 @@ func (d *dispatcher) holdLoop() {
 	for {
 		select {
 		case <-d.runCtx.Done():
-			_, out := d.hold.release(time.Time{}, time.Time{}, false, true)
-			d.writeHeld(out)
+			d.writeHeld(d.hold.takeAll())
 			return
 		case <-d.hold.kick:
 			if tick == nil {
@@ -129,7 +136,7 @@ func (d *dispatcher) holdLoop() {
 			}
 		case <-ticks:
 			next, ok := d.a.sched.timers.Next()
-			if over, out := d.hold.release(time.Now(), next, ok, false); over {
+			if over, out := d.hold.release(time.Now(), next, ok); over {
 				d.writeHeld(out)
 				tick.Stop()
 				tick, ticks = nil, nil

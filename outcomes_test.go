@@ -57,7 +57,7 @@ func TestOutcomeHold(t *testing.T) {
 	}
 	// Still a burst: release keeps them.
 	now = now.Add(10 * time.Millisecond)
-	if over, out := h.release(now, soon(), true, false); over || out != nil {
+	if over, out := h.release(now, soon(), true); over || out != nil {
 		t.Fatalf("release during the burst: over %v, %d handed back", over, len(out))
 	}
 	// Held for holdMax: the next write is not held, and the held ones come back with it.
@@ -69,17 +69,17 @@ func TestOutcomeHold(t *testing.T) {
 	// A new burst, then it ends: release hands everything back.
 	h.add(heldWrite{taskID: "e"}, now, soon(), true)
 	now = now.Add(time.Millisecond)
-	over, out := h.release(now, now.Add(time.Second), true, false)
+	over, out := h.release(now, now.Add(time.Second), true)
 	if !over || len(out) != 1 || out[0].taskID != "e" {
 		t.Fatalf("release after the burst: over %v, handed back %v", over, out)
 	}
 	// Shutdown takes whatever is held, burst or not.
 	h.add(heldWrite{taskID: "f"}, now, soon(), true)
-	if over, out := h.release(now, soon(), true, true); !over || len(out) != 1 {
-		t.Fatalf("release at shutdown: over %v, handed back %v", over, out)
+	if out := h.takeAll(); len(out) != 1 {
+		t.Fatalf("takeAll at shutdown handed back %v", out)
 	}
 	// Nothing held: release says the hold is over.
-	if over, out := h.release(now, soon(), true, false); !over || out != nil {
+	if over, out := h.release(now, soon(), true); !over || out != nil {
 		t.Fatalf("release with nothing held: over %v, handed back %v", over, out)
 	}
 }

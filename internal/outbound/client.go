@@ -183,8 +183,9 @@ func (c *Client) exchange(req *http.Request) (*Response, error) {
 // CloseIdle closes idle keep-alive connections.
 func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
 
-// dialContext opens a plain connection. It takes no turn (see dialTurns): a TCP connect
-// costs little, and waiting for a freed connection instead made a burst later, not cheaper.
+// dialContext opens a plain connection, and starts the timeout of the send it is for. For
+// plain http it takes no turn (see dialTurns): a TCP connect costs little, and waiting for
+// a freed connection instead made a burst later, not cheaper.
 func (c *Client) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	if s := sendFrom(ctx); s != nil {
 		s.start()
@@ -200,14 +201,11 @@ func (c *Client) dialTLS(ctx context.Context, network, address string) (net.Conn
 		return nil, err
 	}
 	defer done()
-	if s := sendFrom(ctx); s != nil {
-		s.start()
-	}
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := c.dialAllowed(ctx, network, address)
+	conn, err := c.dialContext(ctx, network, address)
 	if err != nil {
 		return nil, err
 	}

@@ -102,10 +102,11 @@ func (d *dialTurns) watch(h *hostTurns) {
 // reused gives its turn back twice: as in TCP's slow start, the limit then doubles with
 // each round of dials, as fast as the dials end, so a burst that slows the handshakes
 // (the machine is busy) also slows the growth. d.mu is held.
-func (h *hostTurns) end(now time.Time, took, window time.Duration) {
+func (h *hostTurns) end(now time.Time, took time.Duration) {
+	stalled := now.Sub(h.lastReuse) >= h.stallWindow()
 	h.progress = now
 	h.dialTime += (took - h.dialTime) / 4
-	if now.Sub(h.lastReuse) >= window {
+	if stalled {
 		h.add(1)
 	}
 	h.free <- struct{}{}
@@ -133,25 +134,9 @@ func (d *dialTurns) wait(ctx context.Context, addr string) (done func(), err err
 	}
 	h.users++
 	d.mu.Unlock()
-	leave := func() {
-		d.mu.Lock()
-		if h.users--; h.users == 0 {
-			delete(d.hosts, addr)
-		}
-		d.mu.Unlock()
-	}
-	release := func(began time.Time) func() {
-		return func() {
-			d.mu.Lock()
-			now := time.Now()
-			h.end(now, now.Sub(began), h.stallWindow())
-			d.mu.Unlock()
-			leave()
-		}
-	}
 	select {
 	case <-h.free:
-		return release(time.Now()), nil
+		return d.turn(h, addr), nil
 	default:
 	}
 	var served <-chan struct{}
@@ -172,13 +157,34 @@ func (d *dialTurns) wait(ctx context.Context, addr string) (done func(), err err
 	}()
 	select {
 	case <-h.free:
-		return release(time.Now()), nil
+		return d.turn(h, addr), nil
 	case <-served:
-		leave()
+		d.leave(h, addr)
 		return nil, errDialNotNeeded
 	case <-ctx.Done():
-		leave()
+		d.leave(h, addr)
 		return nil, ctx.Err()
+	}
+}
+
+// turn returns the function that ends a turn taken now.
+func (d *dialTurns) turn(h *hostTurns, addr string) func() {
+	began := time.Now()
+	return func() {
+		d.mu.Lock()
+		now := time.Now()
+		h.end(now, now.Sub(began))
+		d.mu.Unlock()
+		d.leave(h, addr)
+	}
+}
+
+// leave ends a dial's use of h; the entry goes with its last user.
+func (d *dialTurns) leave(h *hostTurns, addr string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if h.users--; h.users == 0 {
+		delete(d.hosts, addr)
 	}
 }
 
