@@ -77,7 +77,7 @@ func created(t *store.Task, due, now time.Time) {
 	t.DueAt = &ms
 }
 
-// claim takes t for a call, as store.Tx.ClaimTask does in SQL, for a task handed to a worker
+// claim takes t for a call, as store.Tx.ClaimTasks does in SQL, for a task handed to a worker
 // from memory: written claimed with its insert, or called before its claim is written
 // (callFirst, and how scheduler.view shows it meanwhile).
 func claim(t *store.Task, nowMS int64) {
@@ -90,7 +90,7 @@ func claim(t *store.Task, nowMS int64) {
 }
 
 // lease gives a claim made in memory on a shared store (several nodes) its lease: due_at is
-// the claim's end, one timeout and store.LeaseSlack after now, as Tx.ClaimTask writes it.
+// the claim's end, one timeout and store.LeaseSlack after now, as Tx.ClaimTasks writes it.
 // If the node dies mid-call, the timer makes another node run the task again.
 func lease(t *store.Task, nowMS int64) {
 	end := nowMS + t.TimeoutMS + store.LeaseSlack.Milliseconds()

@@ -15,7 +15,7 @@ const LeaseSlack = 30 * time.Second
 // SKIP LOCKED), and what one node commits reaches the others as Changes.
 //
 // On a shared store:
-//   - a claim (Tx.ClaimTask, or a task written as processing) records the node in
+//   - a claim (Tx.ClaimTasks, or a task written as processing) records the node in
 //     claimed_by, and its due_at is the lease's end: now + timeout + LeaseSlack;
 //   - Tx.RecoverProcessing returns to pending only the tasks claimed by this node (a node
 //     restarted with the same id takes back its own calls at once; those of a node gone

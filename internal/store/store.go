@@ -174,16 +174,12 @@ type Tx interface {
 	// UpdateTaskNoSignal is UpdateTaskFrom that also fails with ErrStale when an early
 	// signal was buffered on the task since orig was read.
 	UpdateTaskNoSignal(orig, task *Task) error
-	// ClaimTask moves a pending task to processing (one more attempt, started now if it
-	// never started, no timer while its call runs — on a shared store, its lease) and
-	// returns it; ErrNotFound when it is no longer pending. A shared store that skips
-	// locked rows returns ErrStale for a pending task another transaction holds: the
-	// caller tries it again shortly.
-	ClaimTask(id string, now int64) (*Task, error)
-	// ClaimTasks claims, as ClaimTask does, those of ids that are pending or delayed and due
-	// at now, in one go, and returns them. busy lists those of the others that were due
-	// but held by another transaction (a shared store skips locked rows): the caller tries
-	// them again shortly. The rest are no longer due, or gone.
+	// ClaimTasks moves those of ids that are pending, or delayed and due at now, to
+	// processing in one go (one more attempt each, started now if it never started, no
+	// timer while its call runs — on a shared store, its lease) and returns them. busy
+	// lists those of the others that were due but held by another transaction (a shared
+	// store skips locked rows): the caller tries them again shortly. The rest are no
+	// longer due, or gone.
 	ClaimTasks(ids []string, now int64) (claimed []*Task, busy []string, err error)
 	// RecoverProcessing returns tasks caught mid-call by a crash to pending, due at now,
 	// and says how many there were. Only safe while this process owns the database.

@@ -37,7 +37,7 @@ func TestQueryPlans(t *testing.T) {
 		{"task by id", qTaskByID + " for update", []any{id}, "tasks_pkey"},
 		{"task by signal", qTaskBySignal + " for update", []any{[]byte{1}}, "tasks_signal_hash_idx"},
 		{"task by callback", qTaskByCallback + " for update", []any{[]byte{1}}, "tasks_callback_hash_idx"},
-		{"claim", qClaimTask, []any{int64(1), "n", int64(2), id}, "tasks_pkey"},
+		{"claim", qClaimTasks, []any{int64(1), "n", int64(2), []string{id}}, "tasks_pkey"},
 		{"recover", qRecoverProcessing, []any{int64(1), "n"}, "tasks_claimed_by_idx"},
 		{"timers", `select id, due_at from tasks where due_at is not null and due_at < $1 and (due_at, id) > ($2, $3)
 			order by due_at, id limit $4`, []any{int64(9), int64(0), "", 100}, "tasks_due_at_idx"},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/asyncqueue/asyncqueue/internal/pgtest"
 	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/store/storetest"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -122,7 +123,7 @@ func TestConcurrentClaims(t *testing.T) {
 				claim := func(tx store.Tx) error {
 					got = nil
 					var err error
-					got, err = tx.ClaimTask(taskID(i), 5000)
+					got, err = storetest.ClaimOne(tx, taskID(i), 5000)
 					return err
 				}
 				err := s.Write(bg, claim)
@@ -194,7 +195,7 @@ func TestChangesReachOtherNodes(t *testing.T) {
 		if err := tx.InsertTask(newTask("t", taskID(4), store.StatusPending)); err != nil {
 			return err
 		}
-		_, err := tx.ClaimTask(taskID(4), 1000)
+		_, err := storetest.ClaimOne(tx, taskID(4), 1000)
 		return err
 	})
 	waitChange(t, b, "a's claim, as it left the task", func(c store.Change) bool {
@@ -377,7 +378,7 @@ func TestRecoverOwnClaimsOnly(t *testing.T) {
 		}
 		return tx.InsertTask(newTask("t", taskID(2), store.StatusPending))
 	})
-	mustWrite(t, b, func(tx store.Tx) error { _, err := tx.ClaimTask(taskID(2), 100); return err })
+	mustWrite(t, b, func(tx store.Tx) error { _, err := storetest.ClaimOne(tx, taskID(2), 100); return err })
 	// A task moved to processing by an update is held by the node that moved it.
 	mustWrite(t, b, func(tx store.Tx) error { return tx.InsertTask(newTask("t", taskID(3), store.StatusPending)) })
 	mustWrite(t, b, func(tx store.Tx) error {
@@ -685,7 +686,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 			var claimed *store.Task
 			err := s.Write(bg, func(tx store.Tx) error {
 				var err error
-				claimed, err = tx.ClaimTask(id, 10)
+				claimed, err = storetest.ClaimOne(tx, id, 10)
 				return err
 			})
 			if err != nil {
@@ -798,7 +799,7 @@ func TestLateOutcomeAfterReclaim(t *testing.T) {
 	addTeam(t, a, "t")
 	mustWrite(t, a, func(tx store.Tx) error { return tx.InsertTask(newTask("t", taskID(1), store.StatusPending)) })
 	var claimedByA *store.Task
-	mustWrite(t, a, func(tx store.Tx) (err error) { claimedByA, err = tx.ClaimTask(taskID(1), 100); return err })
+	mustWrite(t, a, func(tx store.Tx) (err error) { claimedByA, err = storetest.ClaimOne(tx, taskID(1), 100); return err })
 	// The lease ended: b returns the task to pending and claims it again.
 	mustWrite(t, b, func(tx store.Tx) error {
 		cur, err := tx.Task(taskID(1))
@@ -808,7 +809,7 @@ func TestLateOutcomeAfterReclaim(t *testing.T) {
 		cur.Status, cur.DueAt = store.StatusPending, ptr(int64(200))
 		return tx.UpdateTask(cur, store.StatusProcessing)
 	})
-	mustWrite(t, b, func(tx store.Tx) error { _, err := tx.ClaimTask(taskID(1), 300); return err })
+	mustWrite(t, b, func(tx store.Tx) error { _, err := storetest.ClaimOne(tx, taskID(1), 300); return err })
 
 	done := *claimedByA
 	done.Status, done.DueAt = store.StatusCompleted, nil

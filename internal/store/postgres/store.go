@@ -17,7 +17,7 @@
 // changing rows (or whose statement failed, which aborts a PostgreSQL transaction) is
 // answered with its error and the batch is redone without it. A serialization failure or
 // deadlock retries the whole batch; so does a connection lost before COMMIT was sent.
-// Every read through a Tx locks its row (select … for update); ClaimTask skips a row
+// Every read through a Tx locks its row (select … for update); ClaimTasks skips a row
 // another transaction holds (for update skip locked) and records the lease.
 //
 // Notifications: each commit that changed tasks, flows or configuration runs

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,14 +17,8 @@ var (
 	// Through the partial unique indexes.
 	qTaskBySignal   = `select ` + taskCols + ` from tasks where signal_hash = $1 and signal_hash is not null`
 	qTaskByCallback = `select ` + taskCols + ` from tasks where callback_hash = $1 and callback_hash is not null`
-	// A claim: the task goes to processing, one more attempt, held by this node until its
-	// lease (due_at) ends. A row another transaction holds is skipped: not claimed here.
-	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
-		started_at = coalesce(started_at, $1), claimed_by = $2, due_at = $1 + timeout_ms + $3
-		where id = (select id from tasks where id = $4 and status = 'pending' for update skip locked)
-		and status = 'pending'
-		returning ` + taskCols
-	// A claim of several: those of the ids that are due at $1 (pending, or delayed and due),
+	// A claim: those of the ids that are due at $1 (pending, or delayed and due) go to
+	// processing, one more attempt, held by this node until their lease (due_at) ends;
 	// locked in id order (two batches never wait on each other crosswise), skipping rows
 	// another transaction holds.
 	qClaimTasks = `with c as (select id from tasks where id = any($4)
@@ -38,8 +31,6 @@ var (
 	// Those of the ids still due (last committed, without a lock): held by another transaction.
 	qStillDue = `select id from tasks where id = any($1)
 		and (status = 'pending' or (status = 'delayed' and due_at <= $2))`
-	// Without a lock: the status last committed.
-	qPendingNow     = `select status = 'pending' from tasks where id = $1`
 	qBufferedSignal = `select buffered_signal from tasks where id = $1 for update`
 	// Through tasks_claimed_by_idx: only this node's claims.
 	qRecoverProcessing = `update tasks set status = 'pending', due_at = $1, claimed_by = null
@@ -92,32 +83,6 @@ func (t *Tx) UpdateTaskNoSignal(orig, task *store.Task) error {
 // status and attempts are still orig's.
 func (t *Tx) UpdateTaskFrom(orig, task *store.Task) error {
 	return t.update(orig, task, orig.Status, guardStatusAttempt, task.ID, orig.Status, orig.Attempts)
-}
-
-// ClaimTask moves a pending task to processing, held by this node until now + its timeout
-// + store.LeaseSlack, and returns it; store.ErrNotFound when it is no longer pending, and
-// store.ErrStale when it is but another transaction holds its row (another node claiming
-// or changing it: try again shortly).
-func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
-	task, err := scanTask(t.tx.QueryRow(t.ctx, qClaimTask, now, t.s.opts.Node, store.LeaseSlack.Milliseconds(), id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Not pending, or its row is locked by another transaction (skip locked): tell
-		// the two apart, for the caller should try the second again.
-		var pending bool
-		if err := t.tx.QueryRow(t.ctx, qPendingNow, id).Scan(&pending); err != nil {
-			return nil, notFound(t.failed(err))
-		}
-		if pending {
-			return nil, store.ErrStale
-		}
-		return nil, store.ErrNotFound
-	}
-	if err != nil {
-		return nil, notFound(t.failed(err))
-	}
-	t.wrote = true
-	t.changedTask(task)
-	return task, nil
 }
 
 // ClaimTasks claims those of ids that are pending, or delayed and due at now, in one

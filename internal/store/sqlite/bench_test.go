@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/asyncqueue/asyncqueue/internal/store"
+	"github.com/asyncqueue/asyncqueue/internal/store/storetest"
 
 	"github.com/google/uuid"
 )
@@ -241,7 +242,7 @@ func BenchmarkInsert(b *testing.B) {
 		func(tx store.Tx, t *store.Task) error { return tx.InsertTask(t) })
 }
 
-// BenchmarkClaim measures a worker taking a pending task (Tx.ClaimTask).
+// BenchmarkClaim measures a worker taking a pending task (Tx.ClaimTasks, one id).
 func BenchmarkClaim(b *testing.B) {
 	runModes(b, writeModes(benchFireBatch),
 		func(b *testing.B, s *Store, team string) []*store.Task {
@@ -250,7 +251,7 @@ func BenchmarkClaim(b *testing.B) {
 			return ts
 		},
 		func(tx store.Tx, t *store.Task) error {
-			got, err := tx.ClaimTask(t.ID, store.NowMS())
+			got, err := storetest.ClaimOne(tx, t.ID, store.NowMS())
 			if err != nil {
 				return fmt.Errorf("claim %s: %w", t.ID, err)
 			}

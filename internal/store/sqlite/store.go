@@ -271,7 +271,7 @@ func migrate(w *sqlx.DB, schema string) error {
 
 // The statements every write runs; prepared once at Open on the writer connection.
 var hotQueries = []string{"begin immediate", "commit", "rollback", "savepoint w", "release w", "rollback to w", qTaskByID, qTaskBySignal, qTeamByID,
-	qClaimTask, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
+	qClaimPending, qBufferedSignal, qTaskByCallback, qInsertTask, qInsertAttempt}
 
 // Close stops the write loop (after the queued writes) and closes both handles.
 func (s *Store) Close() error {

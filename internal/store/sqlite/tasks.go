@@ -21,7 +21,7 @@ var (
 	qTaskByID     = `select ` + taskCols + ` from tasks where id = ?`
 	qTaskBySignal = `select ` + taskCols + ` from tasks where signal_hash = ? and signal_hash is not null`
 	// A claim: the task goes to processing, one more attempt, no timer while its call runs.
-	qClaimTask = `update tasks set status = 'processing', attempts = attempts + 1,
+	qClaimPending = `update tasks set status = 'processing', attempts = attempts + 1,
 		started_at = coalesce(started_at, ?), due_at = null where id = ? and status = 'pending'
 		returning ` + taskCols
 	// The claim of a delayed task that is due (at the last ?).
@@ -70,25 +70,13 @@ func (t *Tx) update(orig, task *store.Task, from, guard string, guardArgs ...any
 	return nil
 }
 
-// ClaimTask moves a pending task to processing and returns it; store.ErrNotFound when it is
-// no longer pending (cancelled, or taken).
-func (t *Tx) ClaimTask(id string, now int64) (*store.Task, error) {
-	task, err := scanTask(t.queryRow(qClaimTask, now, id))
-	if err != nil {
-		return nil, err
-	}
-	t.Changed(task.ID)
-	t.count(task.TeamID, store.StatusPending, store.StatusProcessing, 1)
-	return task, nil
-}
-
 // ClaimTasks claims those of ids that are pending, or delayed and due at now. Nothing is
 // ever busy: this process is the database's only writer.
 func (t *Tx) ClaimTasks(ids []string, now int64) ([]*store.Task, []string, error) {
 	var out []*store.Task
 	for _, id := range ids {
 		from := store.StatusPending
-		task, err := scanTask(t.queryRow(qClaimTask, now, id))
+		task, err := scanTask(t.queryRow(qClaimPending, now, id))
 		if store.IsNotFound(err) {
 			from = store.StatusDelayed
 			task, err = scanTask(t.queryRow(qClaimDelayed, now, id, now))
