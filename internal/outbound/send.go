@@ -133,38 +133,38 @@ func (d *dialTurns) wait(ctx context.Context, addr string) (done func(), err err
 		d.hosts[addr] = h
 	}
 	h.users++
-	d.mu.Unlock()
 	select {
 	case <-h.free:
+		d.mu.Unlock()
 		return d.turn(h, addr), nil
 	default:
 	}
-	var served <-chan struct{}
-	if s := sendFrom(ctx); s != nil {
-		served = s.servedChan()
-	}
-	d.mu.Lock()
 	h.waiting++
 	if !h.watched {
 		h.watched = true
 		go d.watch(h)
 	}
 	d.mu.Unlock()
-	defer func() {
+	var served <-chan struct{}
+	if s := sendFrom(ctx); s != nil {
+		served = s.servedChan()
+	}
+	select {
+	case <-h.free:
 		d.mu.Lock()
 		h.waiting--
 		d.mu.Unlock()
-	}()
-	select {
-	case <-h.free:
 		return d.turn(h, addr), nil
 	case <-served:
-		d.leave(h, addr)
-		return nil, errDialNotNeeded
+		err = errDialNotNeeded
 	case <-ctx.Done():
-		d.leave(h, addr)
-		return nil, ctx.Err()
+		err = ctx.Err()
 	}
+	d.mu.Lock()
+	h.waiting--
+	d.leaveLocked(h, addr)
+	d.mu.Unlock()
+	return nil, err
 }
 
 // turn returns the function that ends a turn taken now.
@@ -172,17 +172,15 @@ func (d *dialTurns) turn(h *hostTurns, addr string) func() {
 	began := time.Now()
 	return func() {
 		d.mu.Lock()
+		defer d.mu.Unlock()
 		now := time.Now()
 		h.end(now, now.Sub(began))
-		d.mu.Unlock()
-		d.leave(h, addr)
+		d.leaveLocked(h, addr)
 	}
 }
 
-// leave ends a dial's use of h; the entry goes with its last user.
-func (d *dialTurns) leave(h *hostTurns, addr string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// leaveLocked ends a dial's use of h; the entry goes with its last user. d.mu is held.
+func (d *dialTurns) leaveLocked(h *hostTurns, addr string) {
 	if h.users--; h.users == 0 {
 		delete(d.hosts, addr)
 	}
