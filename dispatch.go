@@ -38,6 +38,8 @@ type dispatcher struct {
 	workers sync.WaitGroup // calls, the claim loop, timer batches, polls and webhook deliveries
 	loops   sync.WaitGroup
 
+	idle chan func() // goroutines that finished their work and wait a moment for more
+
 	spawnMu  sync.Mutex
 	stopping bool
 	orphans  []orphan // claimed, but launched after the drain began
@@ -53,11 +55,39 @@ func (d *dispatcher) spawn(f func()) bool {
 	}
 	d.workers.Add(1)
 	d.spawnMu.Unlock()
-	go func() {
-		defer d.workers.Done()
-		f()
-	}()
+	select {
+	case d.idle <- f:
+	default:
+		go d.work(f)
+	}
 	return true
+}
+
+// workerIdle is how long a goroutine that finished its work waits for the next. A call
+// grows its goroutine's stack several times over (net/http's client is deep); one that
+// goes on to the next call keeps its stack instead of growing a fresh one again.
+const workerIdle = time.Second
+
+// work runs f, then what spawn hands it, until none comes for workerIdle or the dispatcher
+// stops.
+func (d *dispatcher) work(f func()) {
+	var idle *time.Timer
+	for {
+		f()
+		d.workers.Done()
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case f = <-d.idle:
+		case <-idle.C:
+			return
+		case <-d.runCtx.Done():
+			return
+		}
+	}
 }
 
 // orphan is a claimed task whose call was never started.
@@ -76,7 +106,7 @@ func (d *dispatcher) launch(t, onDisk *store.Task) {
 }
 
 func (a *App) newDispatcher() *dispatcher {
-	d := &dispatcher{a: a, hold: newOutcomeHold()}
+	d := &dispatcher{a: a, hold: newOutcomeHold(), idle: make(chan func())}
 	a.disp = d
 	d.runCtx, d.stopRun = context.WithCancel(context.Background())
 	d.claimCtx, d.stopClaim = context.WithCancel(context.Background())

@@ -63,6 +63,10 @@ func teamNames(t *testing.T, s *Store) map[string]bool {
 // writes queued meanwhile are committed together in the next batch.
 func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
 	t.Helper()
+	name := "blocker" // then blocker2, blocker3… on the same store
+	if c, _ := blockers.LoadOrStore(s, new(atomic.Int32)); c.(*atomic.Int32).Add(1) > 1 {
+		name = fmt.Sprint("blocker", c.(*atomic.Int32).Load())
+	}
 	started := make(chan struct{})
 	unblock := make(chan struct{})
 	errc := make(chan error, 1)
@@ -71,7 +75,7 @@ func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
 		errc <- s.Write(context.Background(), func(tx store.Tx) error {
 			startOnce.Do(func() { close(started) })
 			<-unblock
-			return insertTeam(tx, "blocker")
+			return insertTeam(tx, name)
 		})
 	}()
 	select {
@@ -84,6 +88,9 @@ func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
 	t.Cleanup(release)
 	return release, errc
 }
+
+// blockers counts blockWriter's calls per store, so that each blocker inserts a team of its own.
+var blockers sync.Map
 
 // waitQueued waits until n write requests are queued behind the blocker.
 func waitQueued(t *testing.T, s *Store, n int) {
@@ -165,6 +172,77 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("Stats().Commits = %d for %d concurrent writes, want fewer (group commit)", st.Commits, n)
 	}
 	t.Logf("%d writes in %d commits", st.Requests, st.Commits)
+}
+
+// Under load (batches ready to commit with holdFrom writes or more, on average) a batch that
+// is ready to commit waits, up to Options.CommitHold, until it holds holdUntil writes. After
+// quiet batches a write commits alone at once.
+func TestCommitHold(t *testing.T) {
+	writeAsync := func(s *Store, name string) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- s.Write(context.Background(), func(tx store.Tx) error { return insertTeam(tx, name) }) }()
+		return done
+	}
+	returns := func(t *testing.T, done <-chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: still waiting after 10 s", what)
+		}
+	}
+	// Batches of holdUntil writes, queued behind a blocker, until the average batch the
+	// writer sees ready to commit is past holdFrom.
+	busyBatches := func(t *testing.T, s *Store) {
+		t.Helper()
+		for b := range 4 {
+			fns := make([]func(store.Tx) error, holdUntil)
+			for i := range fns {
+				fns[i] = func(tx store.Tx) error { return insertTeam(tx, fmt.Sprint("busy", b, "-", i)) }
+			}
+			for _, err := range writeBatch(t, s, fns...) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+
+	t.Run("held under load until it is full", func(t *testing.T) {
+		s, _ := openTest(t, Options{Sync: "full", CommitHold: time.Hour})
+		busyBatches(t, s)
+		before := s.Stats().Commits
+		first := writeAsync(s, "first")
+		select {
+		case err := <-first:
+			t.Fatalf("a lone write after busy batches committed at once (%v), want it held", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		rest := make([]<-chan error, holdUntil-1)
+		for i := range rest {
+			rest[i] = writeAsync(s, fmt.Sprint("more", i))
+		}
+		returns(t, first, "the held write")
+		for _, done := range rest {
+			returns(t, done, "a write that filled the held batch")
+		}
+		if got := s.Stats().Commits - before; got != 1 {
+			t.Errorf("%d commits for the held batch's %d writes, want 1", got, holdUntil)
+		}
+	})
+	t.Run("not held after a quiet batch", func(t *testing.T) {
+		s, _ := openTest(t, Options{Sync: "full", CommitHold: time.Hour})
+		returns(t, writeAsync(s, "a"), "the first write")
+		returns(t, writeAsync(s, "b"), "a write after a batch of one")
+	})
+	t.Run("the hold ends", func(t *testing.T) {
+		s, _ := openTest(t, Options{Sync: "full", CommitHold: 20 * time.Millisecond})
+		busyBatches(t, s)
+		returns(t, writeAsync(s, "alone"), "a lone write after busy batches")
+	})
 }
 
 func TestWriteFailureRollsBackOnlyItsOwnChanges(t *testing.T) {
