@@ -425,7 +425,7 @@ func (s *Store) loop() {
 		// The writes a batch holds when it could commit, averaged over the last few batches
 		// (an exponential average over about 8): held batches do not count what they waited for.
 		ready += (float64(len(b.reqs)) - ready) / 8
-		if free != nil && !closed && ready >= holdFrom && len(b.reqs) < min(holdUntil, s.opts.MaxBatch) {
+		if free != nil && !closed && ready >= holdFrom {
 			s.hold(b)
 		}
 		res := b.commit()
@@ -441,7 +441,8 @@ func (s *Store) loop() {
 // hold lets a batch that is ready to commit take more writes, until it holds holdUntil,
 // Options.CommitHold has passed, or the store is closing.
 func (s *Store) hold(b *batch) {
-	if s.opts.CommitHold <= 0 {
+	until := min(holdUntil, s.opts.MaxBatch)
+	if s.opts.CommitHold <= 0 || len(b.reqs) >= until {
 		return
 	}
 	if s.holdTimer == nil {
@@ -451,7 +452,7 @@ func (s *Store) hold(b *batch) {
 	}
 	t := s.holdTimer
 	defer t.Stop()
-	for len(b.reqs) < min(holdUntil, s.opts.MaxBatch) {
+	for len(b.reqs) < until {
 		select {
 		case r, ok := <-s.reqs:
 			if !ok {

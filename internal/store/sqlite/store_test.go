@@ -64,8 +64,9 @@ func teamNames(t *testing.T, s *Store) map[string]bool {
 func blockWriter(t *testing.T, s *Store) (release func(), done <-chan error) {
 	t.Helper()
 	name := "blocker" // then blocker2, blocker3… on the same store
-	if c, _ := blockers.LoadOrStore(s, new(atomic.Int32)); c.(*atomic.Int32).Add(1) > 1 {
-		name = fmt.Sprint("blocker", c.(*atomic.Int32).Load())
+	c, _ := blockers.LoadOrStore(s, new(atomic.Int32))
+	if n := c.(*atomic.Int32).Add(1); n > 1 {
+		name = fmt.Sprint("blocker", n)
 	}
 	started := make(chan struct{})
 	unblock := make(chan struct{})
