@@ -7,17 +7,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// tlsCounter is an https target that counts new connections and the handshakes that
-// resumed a session instead of a full one.
+// tlsCounter is an https target that counts new connections, the handshakes that resumed
+// a session instead of a full one, and the connections that speak HTTP/2.
 type tlsCounter struct {
 	*httptest.Server
-	conns, resumed, full atomic.Int64
+	conns, resumed, full, h2 atomic.Int64
 }
 
 func newTLSCounter(t testing.TB, answerAfter time.Duration, http1 bool) *tlsCounter {
@@ -40,6 +41,9 @@ func startTLSCounter(t testing.TB, http1 bool, handle func(), wrap func(net.List
 		case http.StateActive: // the handshake is done
 			if tlc, ok := c.(*tls.Conn); ok {
 				if _, dup := seen.LoadOrStore(c, true); !dup {
+					if tlc.ConnectionState().NegotiatedProtocol == "h2" {
+						tc.h2.Add(1)
+					}
 					if tlc.ConnectionState().DidResume {
 						tc.resumed.Add(1)
 					} else {
@@ -51,6 +55,8 @@ func startTLSCounter(t testing.TB, http1 bool, handle func(), wrap func(net.List
 	}
 	if http1 {
 		tc.TLS = &tls.Config{NextProtos: []string{"http/1.1"}}
+	} else {
+		tc.EnableHTTP2 = true
 	}
 	if wrap != nil {
 		tc.Listener = wrap(tc.Listener)
@@ -127,4 +133,60 @@ func BenchmarkTLSCallsInFlight(b *testing.B) {
 	calls := float64(b.N * inFlight)
 	b.ReportMetric(float64(tc.conns.Load())/calls, "conns/call")
 	b.ReportMetric(float64(tc.full.Load())/calls, "full-handshakes/call")
+}
+
+// countingListener counts the bytes its connections read.
+type countingListener struct {
+	net.Listener
+	read *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return countingConn{c, l.read}, err
+}
+
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// Over HTTP/2 a header value sent before is sent again in full, not as an index into the
+// HPACK table: a repeated value costs the target as many bytes as a new one of its length.
+func TestHTTP2IndexesNoHeader(t *testing.T) {
+	t.Parallel()
+	var read atomic.Int64
+	tc := startTLSCounter(t, false, func() {}, func(l net.Listener) net.Listener { return countingListener{l, &read} })
+	c := trusting(tc)
+	send := func(value string) int64 {
+		before := read.Load()
+		req, _ := http.NewRequest(http.MethodGet, tc.URL, nil)
+		req.Header.Set("X-Repeat", value)
+		res, err := c.Do(req, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		return read.Load() - before
+	}
+	same := strings.Repeat("a", 64)
+	send(same) // the connection's preface and settings, and the value's first sending
+	again := send(same)
+	fresh := send(strings.Repeat("c", 64)) // as long, as many bits per character, never sent
+	if tc.h2.Load() != 1 || tc.conns.Load() != 1 {
+		t.Fatalf("%d connections, %d of them HTTP/2: want the three calls on one HTTP/2 connection", tc.conns.Load(), tc.h2.Load())
+	}
+	// Huffman-coded, the value is 40 bytes; an index would be 1 or 2. The rest of the two
+	// calls is alike but for a byte or two of framing.
+	if again < fresh-16 {
+		t.Errorf("a repeated 64-byte header value cost the target %d bytes, a new one %d: it was indexed", again, fresh)
+	}
 }
