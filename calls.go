@@ -73,18 +73,18 @@ func (d *dispatcher) startClaimed(slots map[string]flowRef, claimed []*store.Tas
 		d.a.sched.timers.PushIfAbsent(id, time.Now().Add(busyRetry))
 	}
 	for _, t := range claimed {
+		f := slots[t.ID]
 		delete(slots, t.ID)
-		d.launch(t, nil)
+		d.launch(t, nil, f)
 	}
 	for _, f := range slots {
 		d.a.sched.done(f)
 	}
 }
 
-// runClaimed calls the target of a task that is processing, gives its flow's slot back and
-// records the outcome.
-func (d *dispatcher) runClaimed(t, onDisk *store.Task) {
-	f := flowOf(t)
+// runClaimed calls the target of a task that is processing, gives the slot of its flow f
+// back and records the outcome.
+func (d *dispatcher) runClaimed(t, onDisk *store.Task, f flowRef) {
 	released := false
 	release := func() {
 		if !released {

@@ -93,12 +93,12 @@ func (d *dispatcher) work(f func()) {
 // orphan is a claimed task whose call was never started.
 type orphan struct{ t, onDisk *store.Task }
 
-// launch starts the call of a task that holds a slot of its flow (scheduler.next or
+// launch starts the call of a task that holds a slot of its flow f (scheduler.next or
 // tryStart) and is claimed. onDisk is nil, or, for a call started before its claim is
 // written (callFirst), the task as it still is on disk.
-func (d *dispatcher) launch(t, onDisk *store.Task) {
-	if !d.spawn(func() { d.runClaimed(t, onDisk) }) {
-		d.a.sched.done(flowOf(t))
+func (d *dispatcher) launch(t, onDisk *store.Task, f flowRef) {
+	if !d.spawn(func() { d.runClaimed(t, onDisk, f) }) {
+		d.a.sched.done(f)
 		d.spawnMu.Lock()
 		d.orphans = append(d.orphans, orphan{t, onDisk})
 		d.spawnMu.Unlock()

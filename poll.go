@@ -72,7 +72,7 @@ func (a *App) checkPollHosts(stored string) error {
 		{"pollConfig.urlTemplate", cfg.URLTemplate}, {"pollConfig.resultUrlTemplate", cfg.ResultURLTemplate},
 	} {
 		if origin, ok := providers.LiteralOrigin(f.tmpl); ok {
-			if _, err := a.checkURL(f.name, origin+"/"); err != nil {
+			if _, _, err := a.checkURL(f.name, origin+"/"); err != nil {
 				return err
 			}
 		}

@@ -176,14 +176,12 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 	if target == nil || strings.TrimSpace(*target) == "" {
 		return nil, badRequest("targetUrl is required: the absolute http(s) URL to call")
 	}
-	u, err := a.checkURL("targetUrl", *target)
+	u, pu, err := a.checkURL("targetUrl", *target)
 	if err != nil {
 		return nil, err
 	}
 	t.TargetURL = u
-	if pu, err := url.Parse(u); err == nil {
-		t.TargetHost = strings.ToLower(pu.Hostname())
-	}
+	t.TargetHost = strings.ToLower(pu.Hostname())
 
 	t.Method = http.MethodPost
 	if req.Method != nil {
@@ -279,7 +277,7 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 	}
 
 	if req.OnCompleteURL != nil && *req.OnCompleteURL != "" {
-		u, err := a.checkURL("onCompleteUrl", *req.OnCompleteURL)
+		u, _, err := a.checkURL("onCompleteUrl", *req.OnCompleteURL)
 		if err != nil {
 			return nil, err
 		}
@@ -325,24 +323,25 @@ func (a *App) newTask(req *createRequest, teamID string, now time.Time) (*store.
 	return t, nil
 }
 
-// checkURL validates a user-supplied URL and applies the outbound policy to literal addresses.
-func (a *App) checkURL(field, raw string) (string, error) {
+// checkURL validates a user-supplied URL and applies the outbound policy to literal
+// addresses. It returns the URL trimmed, and parsed.
+func (a *App) checkURL(field, raw string) (string, *url.URL, error) {
 	raw = strings.TrimSpace(raw)
 	if len(raw) > MaxURLLength {
-		return "", badRequest("%s is longer than %d characters", field, MaxURLLength)
+		return "", nil, badRequest("%s is longer than %d characters", field, MaxURLLength)
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
-		return "", badRequest("%s must be an absolute http(s) URL such as https://example.com/hook, not %q", field, raw)
+		return "", nil, badRequest("%s must be an absolute http(s) URL such as https://example.com/hook, not %q", field, raw)
 	}
-	if err := a.out.CheckURL(raw); err != nil {
+	if err := a.out.CheckParsed(u); err != nil {
 		var be *outbound.BlockedError
 		if errors.As(err, &be) {
-			return "", errorf(http.StatusUnprocessableEntity, "%s: %s", field, be.Error())
+			return "", nil, errorf(http.StatusUnprocessableEntity, "%s: %s", field, be.Error())
 		}
-		return "", badRequest("%s: %s", field, err.Error())
+		return "", nil, badRequest("%s: %s", field, err.Error())
 	}
-	return raw, nil
+	return raw, u, nil
 }
 
 // Headers a task may not set: they belong to the transport or to asyncqueue's own signing.
@@ -462,9 +461,11 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 	// write fewer per task. The response still shows it as created (pending).
 	view := *task
 	direct := false
+	var flow flowRef
 	if task.Status == store.StatusPending {
 		var reason string
-		if direct, reason = a.sched.tryStart(flowOf(task)); !direct {
+		flow = flowOf(task)
+		if direct, reason = a.sched.tryStart(flow); !direct {
 			a.metrics.slotWaits.WithLabelValues(reason).Inc()
 		}
 	}
@@ -497,7 +498,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		}
 		tx.AfterCommit(func() {
 			if direct {
-				a.disp.launch(task, nil)
+				a.disp.launch(task, nil, flow)
 			} else {
 				a.scheduled(task)
 			}
@@ -505,7 +506,7 @@ func (a *App) createTask(w http.ResponseWriter, r *http.Request) (err error) {
 		return nil
 	})
 	if direct && (err != nil || replayed != nil) {
-		a.sched.done(flowOf(task))
+		a.sched.done(flow)
 	}
 	if err != nil {
 		return err

@@ -195,7 +195,7 @@ func (d *dispatcher) callFirst(es []timerq.Entry) []timerq.Entry {
 		}
 		disk := *t
 		claim(t, now)
-		d.launch(t, &disk)
+		d.launch(t, &disk, f)
 	}
 	return rest
 }

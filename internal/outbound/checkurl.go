@@ -36,6 +36,11 @@ func (c *Client) CheckURL(raw string) error {
 		}
 		return fmt.Errorf("invalid target URL: %v", err)
 	}
+	return c.CheckParsed(u)
+}
+
+// CheckParsed is CheckURL for a URL its caller has already parsed (and checked for length).
+func (c *Client) CheckParsed(u *url.URL) error {
 	switch u.Scheme {
 	case "http", "https":
 	case "":
