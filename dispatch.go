@@ -71,15 +71,12 @@ const workerIdle = time.Second
 // work runs f, then what spawn hands it, until none comes for workerIdle or the dispatcher
 // stops.
 func (d *dispatcher) work(f func()) {
-	var idle *time.Timer
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
 	for {
 		f()
 		d.workers.Done()
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
-		}
+		idle.Reset(workerIdle) // a tick while f ran is discarded (Go 1.23 timers)
 		select {
 		case f = <-d.idle:
 		case <-idle.C:
